@@ -1,0 +1,41 @@
+#pragma once
+/// Observed entries of the target (DESIGN.md section 2, layer 3).
+/// `EntryList`: entries as parsed from a file, in original 0-based indices, with the source
+/// line of each (for error messages), held by whichever rank parsed them.
+/// `Observations`: the same entries after distribution, in permuted indices, each on the rank
+/// that owns its block of the m x n index space (IndexLayout::owner).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cdmf/data/layout.hpp"
+#include "cdmf/grid/process_grid.hpp"
+
+namespace cdmf {
+
+struct EntryList {
+  std::string file;                // source name for messages
+  std::vector<std::int64_t> rows;  // original 0-based row index
+  std::vector<std::int64_t> cols;  // original 0-based column index
+  std::vector<double> values;
+  std::vector<std::int64_t> lines;  // 1-based line in `file`
+  size_t size() const { return values.size(); }
+};
+
+/// The entries owned by this rank, permuted indices, sorted by (row, col).
+struct Observations {
+  std::vector<std::int64_t> rows;  // permuted global row
+  std::vector<std::int64_t> cols;  // permuted global column
+  std::vector<double> values;
+  std::int64_t global_count = 0;  // over all ranks
+  size_t size() const { return values.size(); }
+};
+
+/// Collective over grid.comm(): sends every entry to its owner under `layout` (all-to-all),
+/// sorts, and rejects duplicates ("FILE:LINE: duplicate entry (i, j), also at line L") and
+/// indices outside the layout ("FILE:LINE: row i outside 0..m-1"). Errors are agreed across
+/// ranks (every rank throws the same Error).
+Observations distribute(const ProcessGrid& grid, const EntryList& entries,
+                        const IndexLayout& layout);
+
+}  // namespace cdmf

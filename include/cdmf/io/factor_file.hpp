@@ -1,0 +1,95 @@
+#pragma once
+/// HDF5 factor files (DESIGN.md section 3, format version 1), read and written collectively
+/// with parallel HDF5 (MPI-IO): each rank reads/writes a contiguous slab of rows of each
+/// dataset, exchanged with the block-cyclic owners (rows/columns that live in the permuted
+/// index space are mapped back to original indices, so files always hold original order).
+/// Datasets are float64, shape (rows, cols) as in the math (row-major, as h5py shows them).
+#include <mpi.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cdmf/data/layout.hpp"
+#include "cdmf/data/observations.hpp"
+#include "cdmf/data/readers.hpp"
+#include "cdmf/linalg/dist_matrix.hpp"
+#include "cdmf/model/chain.hpp"
+
+namespace cdmf {
+
+inline constexpr const char* kCheckpointFormat = "cdmf-checkpoint";
+inline constexpr int kCheckpointFormatVersion = 1;
+
+/// Root attributes and factor shapes of a factor file / checkpoint.
+struct FactorFileInfo {
+  std::string path;
+  std::string format;
+  int format_version = 0;
+  std::string cdmf_version;
+  std::string model;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  int depth = 0;              // number of factors K
+  std::int64_t width = 0;     // rows of W1
+  std::int64_t iteration = 0;
+  std::string created;        // ISO 8601
+  std::string config_json;
+  std::vector<FactorShape> shapes;     // W1..WK
+  std::vector<double> lr_multipliers;  // W1..WK (1 when the attribute is absent)
+};
+
+/// Collective: opens `path`, checks format == "cdmf-checkpoint" and format_version == 1, that
+/// /factors/W1..WK exist as 2-D float64 datasets forming a chain (cols of W_{l+1} == rows of
+/// W_l, WK rows == rows, W1 cols == cols). Errors name the file and the problem: missing file,
+/// not HDF5, wrong format/version, missing or mis-shaped factors, truncated file.
+FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path);
+
+/// Collective: reads the factors of `info` into DistMatrices with `block` on `grid`, W1's
+/// columns into the layout's permuted column space and WK's rows into its permuted row
+/// space. The caller checks info.rows/cols against the layout (this throws if they differ).
+std::vector<DistMatrix> read_factors(const ProcessGrid& grid, const IndexLayout& layout,
+                                     const FactorFileInfo& info, int block);
+
+/// What a factor file records besides the factors.
+struct FactorFileMeta {
+  std::int64_t iteration = 0;
+  std::string config_json = "{}";
+};
+
+/// Collective: writes `chain` as a factor file (root attributes, /factors/W1..WK with the
+/// lr_multiplier attribute, /ids/rows and /ids/cols when the maps are non-empty) to a
+/// temporary name in the same directory, then renames it to `path` once every rank agrees
+/// the write succeeded. A failure leaves `path` untouched and throws Error on every rank.
+void write_factor_file(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
+                       const Chain& chain, const FactorFileMeta& meta, const IdMap& row_ids = {},
+                       const IdMap& col_ids = {});
+
+/// Collective: the id maps stored in a factor file (empty when absent).
+void read_id_maps(MPI_Comm comm, const std::string& path, IdMap& row_ids, IdMap& col_ids);
+
+/// Ground truth (DESIGN.md section 4): factors /U (m x r), /V (n x r) with Phi = U V^T, or a
+/// dense /matrix (m x n). Rows of U and of /matrix are read into the permuted row space, rows
+/// of V and columns of /matrix into the permuted column space.
+struct Truth {
+  std::optional<DistMatrix> u;       // m x r
+  std::optional<DistMatrix> v;       // n x r
+  std::optional<DistMatrix> matrix;  // m x n
+};
+/// Collective. Errors name the file: missing, neither /U+/V nor /matrix, shapes that do not
+/// match rows x cols of the layout.
+Truth read_truth(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
+                 int block);
+/// Collective: writes /U and /V (full matrices held on rank 0, column-major, original order),
+/// root attributes rows, cols, rank.
+void write_truth_factors(MPI_Comm comm, const std::string& path, std::int64_t rows,
+                         std::int64_t cols, std::int64_t rank, const std::vector<double>& u,
+                         const std::vector<double>& v);
+
+/// Collective: reads observations from an HDF5 file with 1-D datasets /rows, /cols (integer)
+/// and /values (float64) of equal length, each rank a contiguous slice; `index_base` is
+/// subtracted from the indices. "lines" are the 1-based positions in the datasets.
+EntryList read_hdf5_entries(MPI_Comm comm, const std::string& path, int index_base);
+
+}  // namespace cdmf

@@ -1,0 +1,56 @@
+#pragma once
+/// Models as chains of factors X = W_K ... W_2 W_1 (W_1 applied first), DESIGN.md section 1.
+/// Every factor is a block-cyclic DistMatrix; the first factor's columns live in the permuted
+/// column space and the last factor's rows in the permuted row space (IndexLayout), inner
+/// dimensions are not permuted.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cdmf/data/layout.hpp"
+#include "cdmf/linalg/dist_matrix.hpp"
+
+namespace cdmf {
+
+enum class ModelKind { kDeep, kCompressed, kNarrow, kShallow };
+std::string model_name(ModelKind kind);
+/// "deep", "compressed", "narrow", "shallow"; throws Error otherwise.
+ModelKind parse_model_kind(const std::string& name);
+
+struct Chain {
+  ModelKind kind = ModelKind::kDeep;
+  std::vector<DistMatrix> factors;        // W_1 first
+  std::vector<double> lr_multipliers;     // one per factor
+  std::int64_t rows() const { return factors.back().rows(); }
+  std::int64_t cols() const { return factors.front().cols(); }
+  int depth() const { return static_cast<int>(factors.size()); }
+  /// Width of the first inner dimension (h, or k for thin chains).
+  std::int64_t width() const { return factors.front().rows(); }
+};
+
+/// Shape of factor l (0-based) in a chain of `depth` factors and width `width` for m x n.
+struct FactorShape {
+  std::int64_t rows, cols;
+};
+std::vector<FactorShape> chain_shapes(std::int64_t rows, std::int64_t cols, int depth,
+                                      std::int64_t width);
+
+/// eps * O with O having orthonormal rows or columns (QR of a Gaussian, signs fixed so R has
+/// a non-negative diagonal; the transpose when rows < cols) — torch.nn.init.orthogonal_ up to
+/// the random draws. Draws are keyed by (seed, stream, original index), so the factor is the
+/// same on every grid. `permute_rows`/`permute_cols` say whether that dimension is stored in
+/// the layout's permuted row / column space.
+DistMatrix orthogonal_factor(const ProcessGrid& grid, const IndexLayout& layout, FactorShape shape,
+                             double scale, std::uint64_t seed, std::uint32_t stream,
+                             bool permute_rows, bool permute_cols);
+
+/// The deep chain of the design's table: depth L, width h, W_l(0) = eps * O_l, multipliers 1.
+/// Factor l uses RNG stream Stream::kFactorInit + l.
+Chain make_deep_chain(const ProcessGrid& grid, const IndexLayout& layout, int depth,
+                      std::int64_t width, double init_scale, std::uint64_t seed,
+                      ModelKind kind = ModelKind::kDeep);
+
+/// The end-to-end matrix W_K ... W_1 (m x n, permuted indices).
+DistMatrix end_to_end(const Chain& chain);
+
+}  // namespace cdmf

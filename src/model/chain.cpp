@@ -1,0 +1,87 @@
+#include "cdmf/model/chain.hpp"
+
+#include <algorithm>
+
+#include "cdmf/core/error.hpp"
+#include "cdmf/random/counter_rng.hpp"
+
+namespace cdmf {
+
+std::string model_name(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kDeep: return "deep";
+    case ModelKind::kCompressed: return "compressed";
+    case ModelKind::kNarrow: return "narrow";
+    case ModelKind::kShallow: return "shallow";
+  }
+  return "unknown";
+}
+
+ModelKind parse_model_kind(const std::string& name) {
+  for (ModelKind kind : {ModelKind::kDeep, ModelKind::kCompressed, ModelKind::kNarrow, ModelKind::kShallow})
+    if (model_name(kind) == name) return kind;
+  fail("unknown model '{}' (expected deep, compressed, narrow or shallow)", name);
+}
+
+std::vector<FactorShape> chain_shapes(std::int64_t rows, std::int64_t cols, int depth,
+                                      std::int64_t width) {
+  fail_if(depth < 1, "depth must be at least 1 (got {})", depth);
+  fail_if(width < 1, "width must be positive (got {})", width);
+  std::vector<FactorShape> shapes;
+  if (depth == 1) return {{rows, cols}};
+  shapes.push_back({width, cols});
+  for (int l = 1; l + 1 < depth; ++l) shapes.push_back({width, width});
+  shapes.push_back({rows, width});
+  return shapes;
+}
+
+DistMatrix orthogonal_factor(const ProcessGrid& grid, const IndexLayout& layout, FactorShape shape,
+                             double scale, std::uint64_t seed, std::uint32_t stream,
+                             bool permute_rows, bool permute_cols) {
+  // Orthogonalise the tall orientation T (a x b, a >= b); the factor is T or T^T.
+  const bool wide = shape.rows < shape.cols;
+  const std::int64_t a = wide ? shape.cols : shape.rows;
+  const std::int64_t b = wide ? shape.rows : shape.cols;
+  const bool permute_long = wide ? permute_cols : permute_rows;
+  const bool permute_short = wide ? permute_rows : permute_cols;
+  const auto& long_inverse = wide ? layout.col_inverse() : layout.row_inverse();
+  const auto& short_inverse = wide ? layout.row_inverse() : layout.col_inverse();
+  DistMatrix tall(grid, a, b, layout.block());
+  tall.fill([&](std::int64_t i, std::int64_t j) {
+    const std::int64_t oi = permute_long ? long_inverse[i] : i;
+    const std::int64_t oj = permute_short ? short_inverse[j] : j;
+    return gaussian(seed, stream, static_cast<std::uint64_t>(oi * b + oj));
+  });
+  orthonormalize_columns(tall);
+  for (double& x : tall.local()) x *= scale;
+  return wide ? transposed(tall) : tall;
+}
+
+Chain make_deep_chain(const ProcessGrid& grid, const IndexLayout& layout, int depth,
+                      std::int64_t width, double init_scale, std::uint64_t seed, ModelKind kind) {
+  fail_if(init_scale <= 0.0, "--init-scale must be positive (got {})", init_scale);
+  const auto shapes = chain_shapes(layout.rows(), layout.cols(), depth, width);
+  Chain chain;
+  chain.kind = kind;
+  for (int l = 0; l < depth; ++l) {
+    chain.factors.push_back(orthogonal_factor(
+        grid, layout, shapes[l], init_scale, seed,
+        static_cast<std::uint32_t>(Stream::kFactorInit) + static_cast<std::uint32_t>(l),
+        /*permute_rows=*/l == depth - 1, /*permute_cols=*/l == 0));
+    chain.lr_multipliers.push_back(1.0);
+  }
+  return chain;
+}
+
+DistMatrix end_to_end(const Chain& chain) {
+  DistMatrix product = chain.factors.front();
+  for (size_t l = 1; l < chain.factors.size(); ++l) {
+    const DistMatrix& w = chain.factors[l];
+    DistMatrix next(w.grid(), w.rows(), product.cols(), w.block());
+    gemm('N', 'N', 1.0, w, product, 0.0, next);
+    product = std::move(next);
+  }
+  return product;
+}
+
+}  // namespace cdmf
