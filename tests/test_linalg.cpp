@@ -104,8 +104,8 @@ TEST(OrthogonalInit, SameOnEveryGridAndOrthonormal) {
   for (GridShape shape : test::available_shapes()) {
     test::on_grid(shape, [&](const ProcessGrid& grid) {
       IndexLayout layout(23, 19, choose_block_size(23, 19, grid, 4), 77);
-      const auto wide = orthogonal_factor(grid, layout, {8, 19}, 1e-3, 5, 100, false, true).gather();
-      const auto tall = orthogonal_factor(grid, layout, {23, 8}, 1e-3, 5, 101, true, false).gather();
+      const auto wide = orthogonal_factor(grid, layout, {8, 19}, 1e-3, 5, 100, Space::kInner, Space::kCols).gather();
+      const auto tall = orthogonal_factor(grid, layout, {23, 8}, 1e-3, 5, 101, Space::kRows, Space::kInner).gather();
       if (!grid.is_root()) return;
       // Undo the permutation to compare in original order.
       std::vector<double> wide_orig(wide.size()), tall_orig(tall.size());

@@ -35,23 +35,35 @@ std::vector<FactorShape> chain_shapes(std::int64_t rows, std::int64_t cols, int 
   return shapes;
 }
 
+std::int64_t original_index(const IndexLayout& layout, Space space, std::int64_t i) {
+  switch (space) {
+    case Space::kRows: return layout.original_row(i);
+    case Space::kCols: return layout.original_col(i);
+    case Space::kInner: break;
+  }
+  return i;
+}
+
+DistMatrix gaussian_matrix(const ProcessGrid& grid, const IndexLayout& layout, FactorShape shape,
+                           std::uint64_t seed, std::uint32_t stream, Space row_space,
+                           Space col_space) {
+  DistMatrix g(grid, shape.rows, shape.cols, layout.block());
+  g.fill([&](std::int64_t i, std::int64_t j) {
+    const std::int64_t oi = original_index(layout, row_space, i);
+    const std::int64_t oj = original_index(layout, col_space, j);
+    return gaussian(seed, stream, static_cast<std::uint64_t>(oi * shape.cols + oj));
+  });
+  return g;
+}
+
 DistMatrix orthogonal_factor(const ProcessGrid& grid, const IndexLayout& layout, FactorShape shape,
                              double scale, std::uint64_t seed, std::uint32_t stream,
-                             bool permute_rows, bool permute_cols) {
+                             Space row_space, Space col_space) {
   // Orthogonalise the tall orientation T (a x b, a >= b); the factor is T or T^T.
   const bool wide = shape.rows < shape.cols;
-  const std::int64_t a = wide ? shape.cols : shape.rows;
-  const std::int64_t b = wide ? shape.rows : shape.cols;
-  const bool permute_long = wide ? permute_cols : permute_rows;
-  const bool permute_short = wide ? permute_rows : permute_cols;
-  const auto& long_inverse = wide ? layout.col_inverse() : layout.row_inverse();
-  const auto& short_inverse = wide ? layout.row_inverse() : layout.col_inverse();
-  DistMatrix tall(grid, a, b, layout.block());
-  tall.fill([&](std::int64_t i, std::int64_t j) {
-    const std::int64_t oi = permute_long ? long_inverse[i] : i;
-    const std::int64_t oj = permute_short ? short_inverse[j] : j;
-    return gaussian(seed, stream, static_cast<std::uint64_t>(oi * b + oj));
-  });
+  DistMatrix tall = wide ? gaussian_matrix(grid, layout, {shape.cols, shape.rows}, seed, stream,
+                                           col_space, row_space)
+                         : gaussian_matrix(grid, layout, shape, seed, stream, row_space, col_space);
   orthonormalize_columns(tall);
   for (double& x : tall.local()) x *= scale;
   return wide ? transposed(tall) : tall;
@@ -67,7 +79,7 @@ Chain make_deep_chain(const ProcessGrid& grid, const IndexLayout& layout, int de
     chain.factors.push_back(orthogonal_factor(
         grid, layout, shapes[l], init_scale, seed,
         static_cast<std::uint32_t>(Stream::kFactorInit) + static_cast<std::uint32_t>(l),
-        /*permute_rows=*/l == depth - 1, /*permute_cols=*/l == 0));
+        l == depth - 1 ? Space::kRows : Space::kInner, l == 0 ? Space::kCols : Space::kInner));
     chain.lr_multipliers.push_back(1.0);
   }
   return chain;

@@ -35,6 +35,18 @@ struct FactorShape {
 std::vector<FactorShape> chain_shapes(std::int64_t rows, std::int64_t cols, int depth,
                                       std::int64_t width);
 
+/// Which index space a factor dimension lives in: the layout's permuted row space (m), its
+/// permuted column space (n), or an inner (unpermuted) dimension.
+enum class Space { kInner, kRows, kCols };
+/// Original index of stored index `i` of a dimension in `space`.
+std::int64_t original_index(const IndexLayout& layout, Space space, std::int64_t i);
+
+/// A rows x cols matrix of standard normal draws keyed by (seed, stream, oi * cols + oj) with
+/// (oi, oj) the original indices: bitwise the same entries on every grid.
+DistMatrix gaussian_matrix(const ProcessGrid& grid, const IndexLayout& layout, FactorShape shape,
+                           std::uint64_t seed, std::uint32_t stream, Space row_space,
+                           Space col_space);
+
 /// eps * O with O having orthonormal rows or columns (QR of a Gaussian, signs fixed so R has
 /// a non-negative diagonal; the transpose when rows < cols) — torch.nn.init.orthogonal_ up to
 /// the random draws. Draws are keyed by (seed, stream, original index), so the factor is the
@@ -42,7 +54,7 @@ std::vector<FactorShape> chain_shapes(std::int64_t rows, std::int64_t cols, int 
 /// the layout's permuted row / column space.
 DistMatrix orthogonal_factor(const ProcessGrid& grid, const IndexLayout& layout, FactorShape shape,
                              double scale, std::uint64_t seed, std::uint32_t stream,
-                             bool permute_rows, bool permute_cols);
+                             Space row_space, Space col_space);
 
 /// The deep chain of the design's table: depth L, width h, W_l(0) = eps * O_l, multipliers 1.
 /// Factor l uses RNG stream Stream::kFactorInit + l.

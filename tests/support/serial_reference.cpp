@@ -1,0 +1,112 @@
+#include "support/serial_reference.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "cdmf/random/counter_rng.hpp"
+
+namespace cdmf::test {
+
+SerialMatrix multiply(const SerialMatrix& a, const SerialMatrix& b, bool trans_a, bool trans_b) {
+  const std::int64_t m = trans_a ? a.cols : a.rows, k = trans_a ? a.rows : a.cols;
+  const std::int64_t n = trans_b ? b.rows : b.cols;
+  SerialMatrix c{m, n, std::vector<double>(static_cast<size_t>(m * n), 0.0)};
+  for (std::int64_t j = 0; j < n; ++j)
+    for (std::int64_t p = 0; p < k; ++p) {
+      const double bpj = trans_b ? b(j, p) : b(p, j);
+      for (std::int64_t i = 0; i < m; ++i) c(i, j) += (trans_a ? a(p, i) : a(i, p)) * bpj;
+    }
+  return c;
+}
+
+SerialMatrix serial_end_to_end(const std::vector<SerialMatrix>& factors) {
+  SerialMatrix x = factors.front();
+  for (size_t l = 1; l < factors.size(); ++l) x = multiply(factors[l], x);
+  return x;
+}
+
+double serial_loss(const std::vector<SerialMatrix>& factors, const EntryList& entries,
+                   double normalization, std::vector<SerialMatrix>* gradient) {
+  const SerialMatrix x = serial_end_to_end(factors);
+  SerialMatrix s{x.rows, x.cols, std::vector<double>(x.data.size(), 0.0)};
+  double sse = 0.0;
+  for (size_t e = 0; e < entries.size(); ++e) {
+    const double r = x(entries.rows[e], entries.cols[e]) - entries.values[e];
+    sse += r * r;
+    s(entries.rows[e], entries.cols[e]) = r / normalization;
+  }
+  if (gradient) {
+    // dF/dW_l = (W_K..W_{l+1})^T S (W_{l-1}..W_1)^T, each product formed from scratch.
+    gradient->clear();
+    const size_t depth = factors.size();
+    for (size_t l = 0; l < depth; ++l) {
+      SerialMatrix left = s;
+      for (size_t q = depth - 1; q > l; --q) left = multiply(factors[q], left, true, false);
+      if (l == 0) {
+        gradient->push_back(left);
+        continue;
+      }
+      SerialMatrix right = factors[0];
+      for (size_t q = 1; q < l; ++q) right = multiply(factors[q], right);
+      gradient->push_back(multiply(left, right, false, true));
+    }
+  }
+  return sse / (2.0 * normalization);
+}
+
+SerialMatrix gather_original(const DistMatrix& x, const IndexLayout& layout, Space row_space,
+                             Space col_space) {
+  const std::vector<double> full = x.gather();
+  SerialMatrix out{x.rows(), x.cols(), {}};
+  if (full.empty() && x.rows() * x.cols() > 0) return out;
+  out.data.assign(full.size(), 0.0);
+  for (std::int64_t j = 0; j < x.cols(); ++j)
+    for (std::int64_t i = 0; i < x.rows(); ++i)
+      out(original_index(layout, row_space, i), original_index(layout, col_space, j)) =
+          full[i + j * x.rows()];
+  return out;
+}
+
+std::vector<SerialMatrix> gather_chain(const Chain& chain, const IndexLayout& layout) {
+  std::vector<SerialMatrix> factors;
+  const int depth = chain.depth();
+  for (int l = 0; l < depth; ++l)
+    factors.push_back(gather_original(chain.factors[l], layout,
+                                      l == depth - 1 ? Space::kRows : Space::kInner,
+                                      l == 0 ? Space::kCols : Space::kInner));
+  return factors;
+}
+
+Observations owned_observations(const ProcessGrid& grid, const IndexLayout& layout,
+                                const EntryList& all) {
+  Observations obs;
+  std::vector<size_t> order;
+  for (size_t e = 0; e < all.size(); ++e)
+    if (layout.owner(grid, layout.permuted_row(all.rows[e]), layout.permuted_col(all.cols[e])) ==
+        grid.rank())
+      order.push_back(e);
+  for (size_t e : order) {
+    obs.rows.push_back(layout.permuted_row(all.rows[e]));
+    obs.cols.push_back(layout.permuted_col(all.cols[e]));
+    obs.values.push_back(all.values[e]);
+  }
+  obs.global_count = static_cast<std::int64_t>(all.size());
+  return obs;
+}
+
+EntryList random_entries(std::int64_t m, std::int64_t n, double fraction, std::uint64_t seed,
+                         const SerialMatrix& truth) {
+  EntryList list;
+  list.file = "random";
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j)
+      if (uniform_open(seed, 999, static_cast<std::uint64_t>(i * n + j)) < fraction) {
+        list.rows.push_back(i);
+        list.cols.push_back(j);
+        list.values.push_back(truth(i, j));
+        list.lines.push_back(static_cast<std::int64_t>(list.lines.size()) + 1);
+      }
+  return list;
+}
+
+}  // namespace cdmf::test

@@ -1,0 +1,47 @@
+#pragma once
+/// An independent serial dense implementation of the deep factorization (plain loops, no
+/// ScaLAPACK, no BLAS), in original indices, column-major: the loss, its gradients and the
+/// GD step, to check the distributed solver against.
+#include <cstdint>
+#include <vector>
+
+#include "cdmf/data/layout.hpp"
+#include "cdmf/data/observations.hpp"
+#include "cdmf/linalg/dist_matrix.hpp"
+#include "cdmf/model/chain.hpp"
+
+namespace cdmf::test {
+
+struct SerialMatrix {
+  std::int64_t rows = 0, cols = 0;
+  std::vector<double> data;  // column-major
+  double& operator()(std::int64_t i, std::int64_t j) { return data[i + j * rows]; }
+  double operator()(std::int64_t i, std::int64_t j) const { return data[i + j * rows]; }
+};
+
+SerialMatrix multiply(const SerialMatrix& a, const SerialMatrix& b, bool trans_a = false,
+                      bool trans_b = false);
+
+/// f = 1/(2N) sum (X_ij - v)^2 over `entries`; fills dF/dW_l when `gradient` is non-null.
+double serial_loss(const std::vector<SerialMatrix>& factors, const EntryList& entries,
+                   double normalization, std::vector<SerialMatrix>* gradient = nullptr);
+
+SerialMatrix serial_end_to_end(const std::vector<SerialMatrix>& factors);
+
+/// Collective: every factor gathered to rank 0 in original index order (empty elsewhere).
+std::vector<SerialMatrix> gather_chain(const Chain& chain, const IndexLayout& layout);
+/// Collective: a distributed matrix in the permuted (rows: m space, cols: n space) layout,
+/// gathered to rank 0 in original order.
+SerialMatrix gather_original(const DistMatrix& x, const IndexLayout& layout, Space row_space,
+                             Space col_space);
+
+/// The entries of `all` (held identically on every rank) that this rank owns under `layout`,
+/// built without cdmf::distribute so the tests do not depend on it.
+Observations owned_observations(const ProcessGrid& grid, const IndexLayout& layout,
+                                const EntryList& all);
+
+/// A random EntryList of about `fraction` of an m x n matrix with values from `truth`.
+EntryList random_entries(std::int64_t m, std::int64_t n, double fraction, std::uint64_t seed,
+                         const SerialMatrix& truth);
+
+}  // namespace cdmf::test
