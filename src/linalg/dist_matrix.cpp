@@ -146,6 +146,55 @@ double DistMatrix::squared_norm() const {
   return total;
 }
 
+std::vector<double> sample_entries(const DistMatrix& a, const std::vector<std::int64_t>& rows,
+                                   const std::vector<std::int64_t>& cols) {
+  const ProcessGrid& g = a.grid();
+  const int size = g.size();
+  std::vector<int> send_counts(size, 0), recv_counts(size), send_offsets(size), recv_offsets(size);
+  std::vector<int> owner(rows.size());
+  for (size_t e = 0; e < rows.size(); ++e) {
+    owner[e] = g.rank_of(a.row_dim().owner(rows[e]), a.col_dim().owner(cols[e]));
+    ++send_counts[owner[e]];
+  }
+  check_mpi(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, g.comm()),
+            "MPI_Alltoall");
+  for (int r = 1; r < size; ++r) {
+    send_offsets[r] = send_offsets[r - 1] + send_counts[r - 1];
+    recv_offsets[r] = recv_offsets[r - 1] + recv_counts[r - 1];
+  }
+  const int received = recv_offsets.back() + recv_counts.back();
+  // Requests as (row, col) pairs, grouped by owner; `slot` remembers where each answer goes.
+  std::vector<std::int64_t> requests(2 * rows.size()), incoming(2 * static_cast<size_t>(received));
+  std::vector<size_t> slot(rows.size());
+  std::vector<int> fill = send_offsets;
+  for (size_t e = 0; e < rows.size(); ++e) {
+    const int position = fill[owner[e]]++;
+    slot[e] = static_cast<size_t>(position);
+    requests[2 * position] = rows[e];
+    requests[2 * position + 1] = cols[e];
+  }
+  std::vector<int> send2(size), recv2(size), soff2(size), roff2(size);
+  for (int r = 0; r < size; ++r) {
+    send2[r] = 2 * send_counts[r];
+    recv2[r] = 2 * recv_counts[r];
+    soff2[r] = 2 * send_offsets[r];
+    roff2[r] = 2 * recv_offsets[r];
+  }
+  check_mpi(MPI_Alltoallv(requests.data(), send2.data(), soff2.data(), MPI_INT64_T, incoming.data(),
+                          recv2.data(), roff2.data(), MPI_INT64_T, g.comm()),
+            "MPI_Alltoallv");
+  std::vector<double> answers(static_cast<size_t>(received)), values(rows.size());
+  for (int q = 0; q < received; ++q)
+    answers[q] = a.at_local(a.row_dim().local(incoming[2 * q]), a.col_dim().local(incoming[2 * q + 1]));
+  std::vector<double> returned(rows.size());
+  check_mpi(MPI_Alltoallv(answers.data(), recv_counts.data(), recv_offsets.data(), MPI_DOUBLE,
+                          returned.data(), send_counts.data(), send_offsets.data(), MPI_DOUBLE,
+                          g.comm()),
+            "MPI_Alltoallv");
+  for (size_t e = 0; e < rows.size(); ++e) values[e] = returned[slot[e]];
+  return values;
+}
+
 void gemm(char trans_a, char trans_b, double alpha, const DistMatrix& a, const DistMatrix& b,
           double beta, DistMatrix& c) {
   const int m = static_cast<int>(c.rows()), n = static_cast<int>(c.cols());

@@ -81,6 +81,8 @@ struct Truth {
 /// match rows x cols of the layout.
 Truth read_truth(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
                  int block);
+/// Collective: the m x n a truth file describes (rows of /U and /V, or the shape of /matrix).
+FactorShape truth_dimensions(MPI_Comm comm, const std::string& path);
 /// Collective: writes /U and /V (full matrices held on rank 0, column-major, original order),
 /// root attributes rows, cols, rank.
 void write_truth_factors(MPI_Comm comm, const std::string& path, std::int64_t rows,

@@ -78,6 +78,11 @@ class DistMatrix {
   std::vector<double> local_;
 };
 
+/// Collective: A(rows[e], cols[e]) for every requested entry of this rank, in request order
+/// (requests go to the owners and the values come back, two all-to-alls).
+std::vector<double> sample_entries(const DistMatrix& a, const std::vector<std::int64_t>& rows,
+                                   const std::vector<std::int64_t>& cols);
+
 /// C = alpha * op(A) op(B) + beta * C  (PDGEMM), op = 'N' or 'T'.
 void gemm(char trans_a, char trans_b, double alpha, const DistMatrix& a, const DistMatrix& b,
           double beta, DistMatrix& c);

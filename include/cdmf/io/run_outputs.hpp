@@ -1,0 +1,41 @@
+#pragma once
+/// Human- and script-facing outputs of a run, written by rank 0 only: the metrics CSV (one
+/// row per logged iteration) and the JSON summary (DESIGN.md section 4).
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cdmf/train/trainer.hpp"
+
+namespace cdmf {
+
+/// Metrics CSV: iteration,seconds,train_loss,test_loss,train_rmse,test_rmse,recovery_error
+/// (+ extra columns given at construction); unknown values are empty fields. Rows are flushed
+/// as written so a killed run keeps its history. Opens only on `active` (rank 0).
+class MetricsCsv {
+ public:
+  MetricsCsv(const std::string& path, bool active, bool append = false);
+  void write(const MetricsRow& row);
+  bool is_open() const { return out_.is_open(); }
+
+ private:
+  std::ofstream out_;
+};
+
+/// Formats a metrics value: 17 significant digits, empty for NaN.
+std::string format_metric(double value);
+
+/// The progress line printed by rank 0 at each log step.
+std::string progress_line(const MetricsRow& row);
+
+/// Writes `summary` (pretty JSON) to `path` atomically (temporary file + rename); rank 0 only.
+/// Throws Error when the file cannot be written.
+void write_json_file(const std::string& path, const nlohmann::json& summary);
+
+/// The summary object: model, iterations, seconds, train_loss, test_loss, test_rmse,
+/// recovery_error (when known), ranks, grid, stop_reason, plus `extra` merged in.
+nlohmann::json make_summary(const std::string& model, const TrainResult& result, int ranks,
+                            const std::string& grid, const nlohmann::json& extra);
+
+}  // namespace cdmf

@@ -1,0 +1,210 @@
+// cdmf train: load data, build the model, train it, write metrics, summary and factors.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "cdmf/core/error.hpp"
+#include "cdmf/data/readers.hpp"
+#include "cdmf/io/factor_file.hpp"
+#include "cdmf/io/run_outputs.hpp"
+#include "cdmf/model/chain.hpp"
+#include "cdmf/optim/optimizer.hpp"
+#include "cdmf/strategy/dense_strategy.hpp"
+#include "cdmf/train/trainer.hpp"
+#include "commands.hpp"
+
+namespace cdmf::cli {
+
+namespace {
+
+struct TrainOptions {
+  std::string data, test, truth, format = "auto", model = "deep", optimizer = "gd";
+  std::string init, metrics, summary, output, grid, normalization = "mn";
+  std::int64_t rows = 0, cols = 0, width = 0, rank = 0, iters = 10000, log_every = 100;
+  std::int64_t patience = 0;
+  int index_base = 0, depth = 3, block_size = 0;
+  double init_scale = 1e-3, lr = 0.0, gamma = 0.01, tol = 0.0, momentum = 0.9;
+  double beta1 = 0.9, beta2 = 0.999;
+  std::uint64_t seed = 0;
+  bool no_permute = false, quiet = false;
+
+  nlohmann::json to_json() const {
+    return {{"data", data},           {"test", test},
+            {"truth", truth},         {"format", format},
+            {"index_base", index_base}, {"rows", rows},
+            {"cols", cols},           {"model", model},
+            {"depth", depth},         {"width", width},
+            {"rank", rank},           {"init_scale", init_scale},
+            {"lr", lr},               {"gamma", gamma},
+            {"optimizer", optimizer}, {"momentum", momentum},
+            {"beta1", beta1},         {"beta2", beta2},
+            {"iters", iters},         {"tol", tol},
+            {"seed", seed},           {"init", init},
+            {"metrics", metrics},     {"summary", summary},
+            {"output", output},       {"grid", grid},
+            {"block_size", block_size}, {"loss_normalization", normalization},
+            {"log_every", log_every}, {"patience", patience},
+            {"permute", !no_permute}};
+  }
+};
+
+/// Width and depth of the chain for `kind`; validates rank for the thin models.
+FactorShape model_geometry(const TrainOptions& o, ModelKind kind, std::int64_t m, std::int64_t n) {
+  if (kind == ModelKind::kDeep) {
+    fail_if(o.depth < 2, "--depth must be at least 2 (got {})", o.depth);
+    return {o.depth, o.width > 0 ? o.width : std::max(m, n)};
+  }
+  fail_if(o.rank < 1, "--model {} needs --rank (the rank estimate rhat >= 1)", o.model);
+  fail_if(2 * o.rank > std::min(m, n),
+          "--rank {}: 2*rank = {} exceeds min(rows, cols) = {} of the {} x {} matrix", o.rank,
+          2 * o.rank, std::min(m, n), m, n);
+  const std::int64_t depth = kind == ModelKind::kShallow ? 2 : o.depth;
+  fail_if(depth < 2, "--depth must be at least 2 (got {})", depth);
+  return {depth, 2 * o.rank};
+}
+
+void run_train(const TrainOptions& o) {
+  ProcessGrid grid = o.grid.empty() ? ProcessGrid(MPI_COMM_WORLD) : [&] {
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    return ProcessGrid(MPI_COMM_WORLD, parse_grid_shape(o.grid, size));
+  }();
+  const std::string grid_text = fmt::format("{}x{}", grid.rows(), grid.cols());
+  const ModelKind kind = parse_model_kind(o.model);
+  fail_if(kind == ModelKind::kCompressed,
+          "--model compressed needs the compression module, which this build does not include");
+  fail_if(!(o.lr > 0.0), "--lr must be positive (got {})", o.lr);
+  fail_if(!(o.init_scale > 0.0), "--init-scale must be positive (got {})", o.init_scale);
+  fail_if(o.normalization != "mn" && o.normalization != "observed",
+          "--loss-normalization must be 'mn' or 'observed' (got '{}')", o.normalization);
+  fail_if(o.rows < 0 || o.cols < 0, "--rows and --cols must be positive");
+  nlohmann::json config = o.to_json();
+  if (grid.is_root())
+    fmt::print("cdmf {} train on {} ranks (grid {})\nconfiguration: {}\n", CDMF_VERSION,
+               grid.size(), grid_text, config.dump());
+
+  ReadOptions read_options{parse_data_format(o.format), o.index_base};
+  const LoadedData data = read_data(grid.comm(), o.data, o.test, read_options);
+  std::optional<FactorFileInfo> init_info;
+  if (!o.init.empty()) init_info = read_factor_file_info(grid.comm(), o.init);
+  std::int64_t m = o.rows > 0 ? o.rows : data.rows;
+  std::int64_t n = o.cols > 0 ? o.cols : data.cols;
+  if (!o.truth.empty()) {
+    const FactorShape truth_shape = truth_dimensions(grid.comm(), o.truth);
+    if (o.rows == 0) m = std::max(m, truth_shape.rows);
+    if (o.cols == 0) n = std::max(n, truth_shape.cols);
+  }
+  if (init_info) {
+    if (o.rows == 0) m = std::max(m, init_info->rows);
+    if (o.cols == 0) n = std::max(n, init_info->cols);
+  }
+  const int block = choose_block_size(m, n, grid, o.block_size);
+  const IndexLayout layout(m, n, block, o.seed, !o.no_permute);
+  const Observations train = distribute(grid, data.train, layout);
+  std::optional<Observations> test;
+  if (!o.test.empty()) test = distribute(grid, data.test, layout);
+  std::optional<DistMatrix> truth_matrix;
+  if (!o.truth.empty()) {
+    Truth truth = read_truth(grid, layout, o.truth, block);
+    truth_matrix = truth.matrix ? std::move(*truth.matrix)
+                                : truth_matrix_from_factors(*truth.u, *truth.v);
+  }
+
+  Chain chain;
+  if (init_info) {
+    fail_if(init_info->rows != m || init_info->cols != n,
+            "{}: the init factors are {} x {} but the data is {} x {}", o.init, init_info->rows,
+            init_info->cols, m, n);
+    chain.kind = kind;
+    chain.factors = read_factors(grid, layout, *init_info, block);
+    chain.lr_multipliers = init_info->lr_multipliers;
+  } else {
+    const FactorShape geometry = model_geometry(o, kind, m, n);
+    chain = make_deep_chain(grid, layout, static_cast<int>(geometry.rows), geometry.cols,
+                            o.init_scale, o.seed, kind);
+  }
+  const double normalization = o.normalization == "mn" ? static_cast<double>(m) * static_cast<double>(n)
+                                                       : static_cast<double>(train.global_count);
+  DenseStrategy strategy(train, test ? &*test : nullptr, std::move(truth_matrix), normalization);
+  OptimizerConfig optimizer_config{parse_optimizer_kind(o.optimizer), o.lr, o.momentum, o.beta1,
+                                   o.beta2};
+  Optimizer optimizer(optimizer_config, chain);
+  if (grid.is_root())
+    fmt::print("data: {} x {}, {} training entries{}; model {}: {} factors, width {}\n", m, n,
+               train.global_count, test ? fmt::format(", {} test entries", test->global_count) : "",
+               o.model, chain.depth(), chain.width());
+
+  MetricsCsv metrics(o.metrics, grid.is_root());
+  TrainerConfig trainer_config{o.iters, o.tol, o.log_every, o.patience, !o.quiet};
+  Trainer trainer(trainer_config, [&](const MetricsRow& row) {
+    metrics.write(row);
+    if (grid.is_root() && !o.quiet) {
+      fmt::print("{}\n", progress_line(row));
+      std::fflush(stdout);
+    }
+  });
+  const TrainResult result = trainer.run(chain, strategy, optimizer);
+  if (grid.is_root())
+    fmt::print("stopped ({}) after {} iterations in {:.2f} s: train loss {:.4e}\n",
+               result.stop_reason, result.iterations, result.seconds, result.final.train_loss);
+  if (!o.output.empty())
+    write_factor_file(grid, layout, o.output, chain, {result.iterations, config.dump()},
+                      data.row_ids, data.col_ids);
+  if (!o.summary.empty() && grid.is_root())
+    write_json_file(o.summary, make_summary(o.model, result, grid.size(), grid_text,
+                                            {{"rows", m}, {"cols", n},
+                                             {"train_entries", train.global_count},
+                                             {"config", config}}));
+}
+
+}  // namespace
+
+Command add_train_command(CLI::App& app) {
+  auto o = std::make_shared<TrainOptions>();
+  CLI::App* sub = app.add_subcommand("train", "Train a model on observed entries");
+  sub->set_config("--config", "", "read options from a TOML/INI file (flags override it)");
+  sub->add_option("--data", o->data, "training entries (triplets, MovieLens CSV, .mtx or .h5)")
+      ->required();
+  sub->add_option("--test", o->test, "held-out entries, same format");
+  sub->add_option("--truth", o->truth, "ground truth HDF5 (/U,/V or /matrix) for the recovery error");
+  sub->add_option("--rows", o->rows, "m (default: implied by data, truth or init file)");
+  sub->add_option("--cols", o->cols, "n (default: implied by data, truth or init file)");
+  sub->add_option("--format", o->format, "auto|triplets|movielens|mtx|hdf5")->capture_default_str();
+  sub->add_option("--index-base", o->index_base, "0 or 1, for triplet files")->capture_default_str();
+  sub->add_option("--model", o->model, "deep|compressed|narrow|shallow")->capture_default_str();
+  sub->add_option("--depth", o->depth, "number of factors L")->capture_default_str();
+  sub->add_option("--width", o->width, "width h of the deep model (default max(m, n))");
+  sub->add_option("--rank", o->rank, "rank estimate rhat (narrow/shallow/compressed width 2*rhat)");
+  sub->add_option("--init-scale", o->init_scale, "eps of the orthogonal init")->capture_default_str();
+  sub->add_option("--lr", o->lr, "learning rate")->required();
+  sub->add_option("--gamma", o->gamma, "lr multiplier of the outer factors (compressed)")
+      ->capture_default_str();
+  sub->add_option("--optimizer", o->optimizer, "gd|momentum|nesterov|adam")->capture_default_str();
+  sub->add_option("--momentum", o->momentum, "momentum (momentum/nesterov)")->capture_default_str();
+  sub->add_option("--beta1", o->beta1, "Adam beta1")->capture_default_str();
+  sub->add_option("--beta2", o->beta2, "Adam beta2")->capture_default_str();
+  sub->add_option("--iters", o->iters, "maximum iterations")->capture_default_str();
+  sub->add_option("--tol", o->tol, "stop when train loss < tol")->capture_default_str();
+  sub->add_option("--patience", o->patience, "early stopping: log steps without test improvement");
+  sub->add_option("--seed", o->seed, "seed of the init and the index permutation")
+      ->capture_default_str();
+  sub->add_option("--init", o->init, "start from the factors of this HDF5 file");
+  sub->add_option("--output", o->output, "write the final factors to this HDF5 file");
+  sub->add_option("--metrics", o->metrics, "metrics CSV, one row per log step");
+  sub->add_option("--summary", o->summary, "JSON summary of the run");
+  sub->add_option("--log-every", o->log_every, "iterations between log rows")->capture_default_str();
+  sub->add_option("--grid", o->grid, "process grid PrxPc (default near-square)");
+  sub->add_option("--block-size", o->block_size, "ScaLAPACK block size (default min(64, m/Pr, n/Pc))");
+  sub->add_option("--loss-normalization", o->normalization,
+                  "N of the loss: mn (m*n, the reference) or observed (|Omega|)")
+      ->capture_default_str();
+  sub->add_flag("--no-permute", o->no_permute, "do not permute rows/columns before distributing");
+  sub->add_flag("--quiet", o->quiet, "no progress lines");
+  return {sub, [o] { run_train(*o); }};
+}
+
+}  // namespace cdmf::cli

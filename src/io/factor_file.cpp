@@ -1,0 +1,400 @@
+#include "cdmf/io/factor_file.hpp"
+
+#include <cmath>
+#include <ctime>
+#include <optional>
+
+#include "cdmf/core/agree.hpp"
+#include "cdmf/core/error.hpp"
+#include "cdmf/io/atomic_file.hpp"
+#include "cdmf/io/hdf5.hpp"
+#include "cdmf/io/slab_exchange.hpp"
+
+namespace cdmf {
+
+namespace {
+
+std::string factor_name(int l) { return "/factors/W" + std::to_string(l + 1); }
+
+/// ISO 8601 UTC time of rank 0's clock: attributes must be identical on every rank.
+std::string utc_now(MPI_Comm comm) {
+  std::int64_t seconds = static_cast<std::int64_t>(std::time(nullptr));
+  check_mpi(MPI_Bcast(&seconds, 1, MPI_INT64_T, 0, comm), "MPI_Bcast");
+  const std::time_t time = static_cast<std::time_t>(seconds);
+  std::tm utc{};
+  gmtime_r(&time, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+void check_chain(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
+                 const Chain& chain) {
+  fail_if(chain.factors.empty(), "cannot write {}: the chain has no factors", path);
+  fail_if(chain.lr_multipliers.size() != chain.factors.size(),
+          "cannot write {}: {} learning-rate multipliers for {} factors", path,
+          chain.lr_multipliers.size(), chain.factors.size());
+  for (size_t l = 0; l < chain.factors.size(); ++l) {
+    const DistMatrix& w = chain.factors[l];
+    fail_if(&w.grid() != &grid, "cannot write {}: W{} lives on another process grid", path, l + 1);
+    fail_if(l > 0 && w.cols() != chain.factors[l - 1].rows(),
+            "cannot write {}: W{} is {}x{} but W{} has {} rows", path, l + 1, w.rows(), w.cols(), l,
+            chain.factors[l - 1].rows());
+  }
+  fail_if(chain.rows() != layout.rows() || chain.cols() != layout.cols(),
+          "cannot write {}: the chain is {}x{} but the layout is {}x{}", path, chain.rows(),
+          chain.cols(), layout.rows(), layout.cols());
+}
+
+/// Collective: writes an id map every rank holds into its 1-D int64 dataset, each rank a slab.
+/// Throws (on every rank alike) unless the ids ascend, as read_id_maps requires.
+void write_ids(h5::Dataset& dataset, const IdMap& map, const char* what, MPI_Comm comm) {
+  for (size_t k = 1; k < map.ids.size(); ++k)
+    fail_if(map.ids[k] <= map.ids[k - 1], "{} ids are not strictly ascending (position {})", what,
+            k + 1);
+  int ranks = 1, rank = 0;
+  check_mpi(MPI_Comm_size(comm, &ranks), "MPI_Comm_size");
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  const RowSlab slab = row_slab(static_cast<std::int64_t>(map.ids.size()), ranks, rank);
+  dataset.write_rows(H5T_NATIVE_INT64, slab.first, slab.count, map.ids.data() + slab.first);
+}
+
+/// Collective: a 1-D integer dataset read whole by every rank (id maps are replicated);
+/// empty when absent.
+IdMap read_ids(const h5::File& file, const std::string& name) {
+  std::optional<h5::Dataset> dataset;
+  run_agreed(file.comm(), [&] {
+    if (!file.has(name)) return;
+    dataset.emplace(file.open_dataset(name));
+    dataset->require(1, h5::Elements::kInteger);
+  });
+  IdMap map;
+  if (!dataset) return map;
+  const std::int64_t count = dataset->dims()[0];
+  map.ids.resize(static_cast<size_t>(count));
+  dataset->read_rows(H5T_NATIVE_INT64, 0, count, map.ids.data());
+  // IdMap::index_of searches, so the ids must ascend.
+  std::string message;
+  for (std::int64_t k = 1; k < count && message.empty(); ++k)
+    if (map.ids[k] <= map.ids[k - 1])
+      message =
+          fmt::format("{}: {} is not strictly ascending (position {})", file.path(), name, k + 1);
+  agree_on_error(file.comm(), message);
+  return map;
+}
+
+/// Independent: the root attributes and factor shapes, validated.
+FactorFileInfo inspect(const h5::File& file) {
+  const std::string& path = file.path();
+  const h5::Attributes root = file.attributes();
+  FactorFileInfo info;
+  info.path = path;
+
+  const auto format = root.get_string("format");
+  fail_if(!format, "{}: not a cdmf checkpoint (attribute 'format' is missing)", path);
+  fail_if(*format != kCheckpointFormat, "{}: not a cdmf checkpoint (format is '{}', expected '{}')",
+          path, *format, kCheckpointFormat);
+  info.format = *format;
+  const auto version = root.get_int("format_version");
+  fail_if(!version, "{}: attribute 'format_version' is missing", path);
+  fail_if(*version != kCheckpointFormatVersion,
+          "{}: format_version {} is not supported (this cdmf reads version {})", path, *version,
+          kCheckpointFormatVersion);
+  info.format_version = static_cast<int>(*version);
+
+  const auto required = [&](const char* name) {
+    const auto value = root.get_int(name);
+    fail_if(!value, "{}: attribute '{}' is missing", path, name);
+    return *value;
+  };
+  info.rows = required("rows");
+  info.cols = required("cols");
+  const std::int64_t depth = required("depth");
+  fail_if(info.rows < 1 || info.cols < 1, "{}: rows = {} and cols = {} must be positive", path,
+          info.rows, info.cols);
+  fail_if(depth < 1 || depth > 1000, "{}: depth = {} is out of range", path, depth);
+  info.depth = static_cast<int>(depth);
+  const auto model = root.get_string("model");
+  fail_if(!model, "{}: attribute 'model' is missing", path);
+  try {
+    parse_model_kind(*model);
+  } catch (const Error& e) {
+    fail("{}: {}", path, e.what());
+  }
+  info.model = *model;
+  info.cdmf_version = root.get_string("cdmf_version").value_or("");
+  info.iteration = root.get_int("iteration").value_or(0);
+  info.created = root.get_string("created").value_or("");
+  info.config_json = root.get_string("config").value_or("{}");
+
+  fail_if(!file.has("/factors"), "{}: /factors is missing", path);
+  for (int l = 0; l < info.depth; ++l) {
+    const std::string name = factor_name(l);
+    fail_if(!file.has(name), "{}: {} is missing (depth is {})", path, name, info.depth);
+    const h5::Dataset dataset = file.open_dataset(name);
+    dataset.require(2, h5::Elements::kFloat64);
+    const FactorShape shape{dataset.dims()[0], dataset.dims()[1]};
+    if (l == 0) {
+      fail_if(shape.cols != info.cols, "{}: {} has shape {} but the file has cols = {}", path, name,
+              dataset.shape_text(), info.cols);
+    } else {
+      fail_if(shape.cols != info.shapes.back().rows, "{}: {} has shape {} but W{} has {} rows",
+              path, name, dataset.shape_text(), l, info.shapes.back().rows);
+    }
+    fail_if(l == info.depth - 1 && shape.rows != info.rows,
+            "{}: {} has shape {} but the file has rows = {}", path, name, dataset.shape_text(),
+            info.rows);
+    info.shapes.push_back(shape);
+    info.lr_multipliers.push_back(dataset.attributes().get_double("lr_multiplier").value_or(1.0));
+  }
+  const std::int64_t stored = file.group_size("/factors");
+  fail_if(stored != info.depth, "{}: /factors holds {} datasets but depth is {}", path, stored,
+          info.depth);
+  info.width = info.shapes.front().rows;
+  const auto width = root.get_int("width");
+  fail_if(width && *width != info.width, "{}: attribute width = {} but W1 has {} rows", path,
+          *width, info.width);
+  return info;
+}
+
+/// Collective: the root attributes of DESIGN.md section 3.
+void write_root_attributes(h5::Attributes root, const Chain& chain, const FactorFileMeta& meta,
+                           const std::string& created) {
+  root.set_string("format", kCheckpointFormat);
+  root.set_int("format_version", kCheckpointFormatVersion);
+  root.set_string("cdmf_version", CDMF_VERSION);
+  root.set_string("model", model_name(chain.kind));
+  root.set_int("rows", chain.rows());
+  root.set_int("cols", chain.cols());
+  root.set_int("depth", chain.depth());
+  root.set_int("width", chain.width());
+  root.set_int("iteration", meta.iteration);
+  root.set_string("created", created);
+  root.set_string("config", meta.config_json);
+}
+
+/// Collective: writes a column-major matrix held on one rank (`full` empty elsewhere) into
+/// `dataset`; the holder writes every row, the others take part with nothing.
+void write_held_matrix(h5::Dataset& dataset, const std::vector<double>& full, bool holder) {
+  const std::int64_t rows = dataset.dims()[0], cols = dataset.dims()[1];
+  std::vector<double> row_major;
+  if (holder) {
+    row_major.resize(full.size());
+    for (std::int64_t j = 0; j < cols; ++j)
+      for (std::int64_t i = 0; i < rows; ++i) row_major[i * cols + j] = full[i + j * rows];
+  }
+  dataset.write_rows(H5T_NATIVE_DOUBLE, 0, holder ? rows : 0, row_major.data());
+}
+
+}  // namespace
+
+FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path) {
+  const h5::File file = h5::File::open(comm, path);
+  FactorFileInfo info;
+  run_agreed(comm, [&] { info = inspect(file); });
+  return info;
+}
+
+std::vector<DistMatrix> read_factors(const ProcessGrid& grid, const IndexLayout& layout,
+                                     const FactorFileInfo& info, int block) {
+  fail_if(info.rows != layout.rows() || info.cols != layout.cols(),
+          "{}: the factors are for a {}x{} matrix but the problem is {}x{}", info.path, info.rows,
+          info.cols, layout.rows(), layout.cols());
+  const h5::File file = h5::File::open(grid.comm(), info.path);
+  const int depth = static_cast<int>(info.shapes.size());
+  std::vector<DistMatrix> factors;
+  for (int l = 0; l < depth; ++l) {
+    factors.emplace_back(grid, info.shapes[l].rows, info.shapes[l].cols, block);
+    read_matrix(file, factor_name(l), layout, factor_indexing(l, depth), factors.back());
+  }
+  return factors;
+}
+
+void write_factor_file(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
+                       const Chain& chain, const FactorFileMeta& meta, const IdMap& row_ids,
+                       const IdMap& col_ids) {
+  check_chain(grid, layout, path, chain);
+  const std::string created = utc_now(grid.comm());
+  write_atomically(grid.comm(), path, [&](const std::string& temporary) {
+    h5::File file = h5::File::create(grid.comm(), temporary);
+    {
+      // Every dataset and attribute first, then the data (see h5::File).
+      write_root_attributes(file.attributes(), chain, meta, created);
+      file.create_group("/factors");
+      std::vector<h5::Dataset> factors;
+      for (int l = 0; l < chain.depth(); ++l) {
+        const DistMatrix& w = chain.factors[l];
+        factors.push_back(
+            file.create_dataset(factor_name(l), H5T_IEEE_F64LE, {w.rows(), w.cols()}));
+        factors.back().attributes().set_double("lr_multiplier", chain.lr_multipliers[l]);
+      }
+      std::optional<h5::Dataset> rows, cols;
+      if (!row_ids.empty() || !col_ids.empty()) file.create_group("/ids");
+      const auto id_dataset = [&](const char* name, const IdMap& map) {
+        return file.create_dataset(name, H5T_STD_I64LE,
+                                   {static_cast<std::int64_t>(map.ids.size())});
+      };
+      if (!row_ids.empty()) rows.emplace(id_dataset("/ids/rows", row_ids));
+      if (!col_ids.empty()) cols.emplace(id_dataset("/ids/cols", col_ids));
+      file.flush();
+
+      for (int l = 0; l < chain.depth(); ++l)
+        write_matrix(factors[l], chain.factors[l], layout, factor_indexing(l, chain.depth()));
+      if (rows) write_ids(*rows, row_ids, "row", grid.comm());
+      if (cols) write_ids(*cols, col_ids, "column", grid.comm());
+    }
+    file.close();
+  });
+}
+
+void read_id_maps(MPI_Comm comm, const std::string& path, IdMap& row_ids, IdMap& col_ids) {
+  const h5::File file = h5::File::open(comm, path);
+  row_ids = read_ids(file, "/ids/rows");
+  col_ids = read_ids(file, "/ids/cols");
+}
+
+Truth read_truth(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
+                 int block) {
+  const h5::File file = h5::File::open(grid.comm(), path);
+  const std::int64_t m = layout.rows(), n = layout.cols();
+  bool has_factors = false, has_matrix = false;
+  std::int64_t rank = 0;
+  run_agreed(grid.comm(), [&] {
+    const bool has_u = file.has("/U"), has_v = file.has("/V");
+    has_matrix = file.has("/matrix");
+    fail_if(has_u != has_v,
+            "{}: has {} but no {} (a truth file holds /U and /V with Phi = U V^T, or /matrix)",
+            path, has_u ? "/U" : "/V", has_u ? "/V" : "/U");
+    fail_if(!has_u && !has_matrix,
+            "{}: not a truth file (expected datasets /U and /V with Phi = U V^T, or /matrix)",
+            path);
+    has_factors = has_u;
+    if (has_factors) {
+      const h5::Dataset u = file.open_dataset("/U"), v = file.open_dataset("/V");
+      u.require(2, h5::Elements::kFloat64);
+      v.require(2, h5::Elements::kFloat64);
+      fail_if(u.dims()[0] != m, "{}: /U has shape {} but the problem has {} rows", path,
+              u.shape_text(), m);
+      fail_if(v.dims()[0] != n, "{}: /V has shape {} but the problem has {} columns", path,
+              v.shape_text(), n);
+      fail_if(u.dims()[1] < 1, "{}: /U has no columns", path);
+      fail_if(v.dims()[1] != u.dims()[1], "{}: /V has shape {} but /U has {} columns", path,
+              v.shape_text(), u.dims()[1]);
+      rank = u.dims()[1];
+    }
+    if (has_matrix) {
+      const h5::Dataset matrix = file.open_dataset("/matrix");
+      matrix.require(2, h5::Elements::kFloat64);
+      fail_if(matrix.dims()[0] != m || matrix.dims()[1] != n,
+              "{}: /matrix has shape {} but the problem is {}x{}", path, matrix.shape_text(), m, n);
+    }
+  });
+
+  Truth truth;
+  if (has_factors) {
+    truth.u.emplace(grid, m, rank, block);
+    read_matrix(file, "/U", layout, {Space::kRows, Space::kInner}, *truth.u);
+    truth.v.emplace(grid, n, rank, block);
+    read_matrix(file, "/V", layout, {Space::kCols, Space::kInner}, *truth.v);
+  }
+  if (has_matrix) {
+    truth.matrix.emplace(grid, m, n, block);
+    read_matrix(file, "/matrix", layout, {Space::kRows, Space::kCols}, *truth.matrix);
+  }
+  return truth;
+}
+
+void write_truth_factors(MPI_Comm comm, const std::string& path, std::int64_t rows,
+                         std::int64_t cols, std::int64_t rank, const std::vector<double>& u,
+                         const std::vector<double>& v) {
+  fail_if(rows < 1 || cols < 1 || rank < 1,
+          "cannot write {}: truth of {} x {} with rank {} (all must be positive)", path, rows, cols,
+          rank);
+  int me = 0;
+  check_mpi(MPI_Comm_rank(comm, &me), "MPI_Comm_rank");
+  std::string message;
+  if (me == 0 && (static_cast<std::int64_t>(u.size()) != rows * rank ||
+                  static_cast<std::int64_t>(v.size()) != cols * rank))
+    message = fmt::format("cannot write {}: U has {} values and V {}, expected {} and {}", path,
+                          u.size(), v.size(), rows * rank, cols * rank);
+  agree_on_error(comm, message);
+  write_atomically(comm, path, [&](const std::string& temporary) {
+    h5::File file = h5::File::create(comm, temporary);
+    {
+      // Every dataset and attribute first, then the data (see h5::File).
+      h5::Attributes root = file.attributes();
+      root.set_int("rows", rows);
+      root.set_int("cols", cols);
+      root.set_int("rank", rank);
+      h5::Dataset u_dataset = file.create_dataset("/U", H5T_IEEE_F64LE, {rows, rank});
+      h5::Dataset v_dataset = file.create_dataset("/V", H5T_IEEE_F64LE, {cols, rank});
+      file.flush();
+      write_held_matrix(u_dataset, u, me == 0);
+      write_held_matrix(v_dataset, v, me == 0);
+    }
+    file.close();
+  });
+}
+
+EntryList read_hdf5_entries(MPI_Comm comm, const std::string& path, int index_base) {
+  const h5::File file = h5::File::open(comm, path);
+  std::optional<h5::Dataset> rows, cols, values;
+  run_agreed(comm, [&] {
+    for (const char* name : {"/rows", "/cols", "/values"})
+      fail_if(!file.has(name),
+              "{}: dataset {} is missing (an HDF5 data file holds 1-D /rows, /cols, /values)", path,
+              name);
+    rows.emplace(file.open_dataset("/rows"));
+    cols.emplace(file.open_dataset("/cols"));
+    values.emplace(file.open_dataset("/values"));
+    rows->require(1, h5::Elements::kInteger);
+    cols->require(1, h5::Elements::kInteger);
+    values->require(1, h5::Elements::kNumber);
+    fail_if(cols->dims()[0] != rows->dims()[0] || values->dims()[0] != rows->dims()[0],
+            "{}: /rows, /cols and /values have different lengths ({}, {}, {})", path,
+            rows->dims()[0], cols->dims()[0], values->dims()[0]);
+    fail_if(rows->dims()[0] == 0, "{}: no entries (/rows, /cols and /values are empty)", path);
+  });
+
+  int ranks = 1, me = 0;
+  check_mpi(MPI_Comm_size(comm, &ranks), "MPI_Comm_size");
+  check_mpi(MPI_Comm_rank(comm, &me), "MPI_Comm_rank");
+  const RowSlab slab = row_slab(rows->dims()[0], ranks, me);
+  const auto count = static_cast<size_t>(slab.count);
+  EntryList entries;
+  entries.file = path;
+  entries.rows.resize(count);
+  entries.cols.resize(count);
+  entries.values.resize(count);
+  entries.lines.resize(count);
+  rows->read_rows(H5T_NATIVE_INT64, slab.first, slab.count, entries.rows.data());
+  cols->read_rows(H5T_NATIVE_INT64, slab.first, slab.count, entries.cols.data());
+  values->read_rows(H5T_NATIVE_DOUBLE, slab.first, slab.count, entries.values.data());
+
+  // The first bad entry of this slice; the agreement keeps the lowest rank's, so the message
+  // names the first bad position of the whole file.
+  const auto below_base = [&](const char* what, std::int64_t index, std::int64_t position) {
+    return index_base == 0
+               ? fmt::format("{}:{}: {} index {} is negative", path, position, what, index)
+               : fmt::format("{}:{}: {} index {} is below the index base {}", path, position, what,
+                             index, index_base);
+  };
+  std::string message;
+  for (size_t k = 0; k < count && message.empty(); ++k) {
+    const std::int64_t position = slab.first + static_cast<std::int64_t>(k) + 1;
+    entries.lines[k] = position;
+    if (entries.rows[k] < index_base) {
+      message = below_base("row", entries.rows[k], position);
+    } else if (entries.cols[k] < index_base) {
+      message = below_base("column", entries.cols[k], position);
+    } else if (!std::isfinite(entries.values[k])) {
+      message = fmt::format("{}:{}: value {} is not finite", path, position, entries.values[k]);
+    }
+    entries.rows[k] -= index_base;
+    entries.cols[k] -= index_base;
+  }
+  agree_on_error(comm, message);
+  return entries;
+}
+
+}  // namespace cdmf
