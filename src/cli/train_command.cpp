@@ -12,6 +12,7 @@
 #include "cdmf/io/factor_file.hpp"
 #include "cdmf/io/run_outputs.hpp"
 #include "cdmf/model/chain.hpp"
+#include "cdmf/model/compression.hpp"
 #include "cdmf/optim/optimizer.hpp"
 #include "cdmf/strategy/dense_strategy.hpp"
 #include "cdmf/train/trainer.hpp"
@@ -52,9 +53,15 @@ struct TrainOptions {
   }
 };
 
-/// Width and depth of the chain for `kind`; validates rank for the thin models.
-FactorShape model_geometry(const TrainOptions& o, ModelKind kind, std::int64_t m, std::int64_t n) {
-  if (kind == ModelKind::kDeep) {
+struct ChainGeometry {
+  int depth;
+  std::int64_t width;
+};
+
+/// Depth and width of the chain built at init for `kind` (for `compressed`, the deep chain it
+/// is compressed from); validates rank for the thin models.
+ChainGeometry model_geometry(const TrainOptions& o, ModelKind kind, std::int64_t m, std::int64_t n) {
+  if (kind == ModelKind::kDeep || kind == ModelKind::kCompressed) {
     fail_if(o.depth < 2, "--depth must be at least 2 (got {})", o.depth);
     return {o.depth, o.width > 0 ? o.width : std::max(m, n)};
   }
@@ -62,7 +69,7 @@ FactorShape model_geometry(const TrainOptions& o, ModelKind kind, std::int64_t m
   fail_if(2 * o.rank > std::min(m, n),
           "--rank {}: 2*rank = {} exceeds min(rows, cols) = {} of the {} x {} matrix", o.rank,
           2 * o.rank, std::min(m, n), m, n);
-  const std::int64_t depth = kind == ModelKind::kShallow ? 2 : o.depth;
+  const int depth = kind == ModelKind::kShallow ? 2 : o.depth;
   fail_if(depth < 2, "--depth must be at least 2 (got {})", depth);
   return {depth, 2 * o.rank};
 }
@@ -75,8 +82,6 @@ void run_train(const TrainOptions& o) {
   }();
   const std::string grid_text = fmt::format("{}x{}", grid.rows(), grid.cols());
   const ModelKind kind = parse_model_kind(o.model);
-  fail_if(kind == ModelKind::kCompressed,
-          "--model compressed needs the compression module, which this build does not include");
   fail_if(!(o.lr > 0.0), "--lr must be positive (got {})", o.lr);
   fail_if(!(o.init_scale > 0.0), "--init-scale must be positive (got {})", o.init_scale);
   fail_if(o.normalization != "mn" && o.normalization != "observed",
@@ -114,22 +119,28 @@ void run_train(const TrainOptions& o) {
                                 : truth_matrix_from_factors(*truth.u, *truth.v);
   }
 
+  const double normalization = o.normalization == "mn" ? static_cast<double>(m) * static_cast<double>(n)
+                                                       : static_cast<double>(train.global_count);
+  DenseStrategy strategy(train, test ? &*test : nullptr, std::move(truth_matrix), normalization);
+
   Chain chain;
   if (init_info) {
     fail_if(init_info->rows != m || init_info->cols != n,
             "{}: the init factors are {} x {} but the data is {} x {}", o.init, init_info->rows,
             init_info->cols, m, n);
-    chain.kind = kind;
+    chain.kind = parse_model_kind(init_info->model);
     chain.factors = read_factors(grid, layout, *init_info, block);
     chain.lr_multipliers = init_info->lr_multipliers;
   } else {
-    const FactorShape geometry = model_geometry(o, kind, m, n);
-    chain = make_deep_chain(grid, layout, static_cast<int>(geometry.rows), geometry.cols,
-                            o.init_scale, o.seed, kind);
+    const ChainGeometry geometry = model_geometry(o, kind, m, n);
+    chain = make_deep_chain(grid, layout, geometry.depth, geometry.width, o.init_scale, o.seed,
+                            kind == ModelKind::kCompressed ? ModelKind::kDeep : kind);
   }
-  const double normalization = o.normalization == "mn" ? static_cast<double>(m) * static_cast<double>(n)
-                                                       : static_cast<double>(train.global_count);
-  DenseStrategy strategy(train, test ? &*test : nullptr, std::move(truth_matrix), normalization);
+  // A compressed model starts from a deep init (built or read), compressed here.
+  if (kind == ModelKind::kCompressed && chain.kind != ModelKind::kCompressed)
+    chain = compress_chain(chain, strategy, {o.rank, o.gamma, o.init_scale});
+  fail_if(chain.kind != kind, "{}: holds a '{}' model, not '{}'", o.init, model_name(chain.kind),
+          o.model);
   OptimizerConfig optimizer_config{parse_optimizer_kind(o.optimizer), o.lr, o.momentum, o.beta1,
                                    o.beta2};
   Optimizer optimizer(optimizer_config, chain);

@@ -208,6 +208,25 @@ void gemm(char trans_a, char trans_b, double alpha, const DistMatrix& a, const D
           &kOne, &kOne, b.desc(), &beta, c.data(), &kOne, &kOne, c.desc());
 }
 
+void copy_block(const DistMatrix& src, std::int64_t src_row, std::int64_t src_col, std::int64_t rows,
+                std::int64_t cols, DistMatrix& dst, std::int64_t dst_row, std::int64_t dst_col) {
+  fail_if(src_row + rows > src.rows() || src_col + cols > src.cols() ||
+              dst_row + rows > dst.rows() || dst_col + cols > dst.cols(),
+          "copy_block: block outside a matrix");
+  if (rows == 0 || cols == 0) return;
+  const int m = static_cast<int>(rows), n = static_cast<int>(cols);
+  const int ia = static_cast<int>(src_row) + 1, ja = static_cast<int>(src_col) + 1;
+  const int ib = static_cast<int>(dst_row) + 1, jb = static_cast<int>(dst_col) + 1;
+  const int context = src.grid().blacs_context();
+  pdgemr2d_(&m, &n, src.data(), &ia, &ja, src.desc(), dst.data(), &ib, &jb, dst.desc(), &context);
+}
+
+DistMatrix scaled_identity(const ProcessGrid& grid, std::int64_t n, double scale, int block) {
+  DistMatrix identity(grid, n, n, block);
+  identity.fill([scale](std::int64_t i, std::int64_t j) { return i == j ? scale : 0.0; });
+  return identity;
+}
+
 DistMatrix transposed(const DistMatrix& a) {
   DistMatrix t(a.grid(), a.cols(), a.rows(), a.block());
   const int m = static_cast<int>(t.rows()), n = static_cast<int>(t.cols());

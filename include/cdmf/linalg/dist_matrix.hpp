@@ -83,6 +83,13 @@ class DistMatrix {
 std::vector<double> sample_entries(const DistMatrix& a, const std::vector<std::int64_t>& rows,
                                    const std::vector<std::int64_t>& cols);
 
+/// Copies the rows x cols block of `src` at (src_row, src_col) into `dst` at (dst_row, dst_col)
+/// (PDGEMR2D; any alignment). Collective.
+void copy_block(const DistMatrix& src, std::int64_t src_row, std::int64_t src_col, std::int64_t rows,
+                std::int64_t cols, DistMatrix& dst, std::int64_t dst_row, std::int64_t dst_col);
+/// The identity times `scale`, n x n.
+DistMatrix scaled_identity(const ProcessGrid& grid, std::int64_t n, double scale, int block);
+
 /// C = alpha * op(A) op(B) + beta * C  (PDGEMM), op = 'N' or 'T'.
 void gemm(char trans_a, char trans_b, double alpha, const DistMatrix& a, const DistMatrix& b,
           double beta, DistMatrix& c);

@@ -1,0 +1,75 @@
+#include "cdmf/model/compression.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "cdmf/core/error.hpp"
+
+namespace cdmf {
+
+namespace {
+void validate(const Chain& deep, std::int64_t rank, double init_scale) {
+  const std::int64_t m = deep.rows(), n = deep.cols(), h = deep.width();
+  fail_if(rank < 1, "--rank must be at least 1 for the compressed model (got {})", rank);
+  fail_if(2 * rank > std::min(m, n),
+          "--rank {}: the compressed width 2*rank = {} exceeds min(rows, cols) = {}", rank,
+          2 * rank, std::min(m, n));
+  fail_if(rank > std::min(h, n), "--rank {} exceeds the deep width {} it is compressed from", rank, h);
+  fail_if(!(init_scale > 0.0), "--init-scale must be positive (got {})", init_scale);
+}
+}  // namespace
+
+DistMatrix compression_basis(const Chain& deep, Strategy& strategy, std::int64_t rank,
+                             double init_scale) {
+  validate(deep, rank, init_scale);
+  std::vector<DistMatrix> gradient;
+  strategy.evaluate(deep, &gradient, false);
+  const DistMatrix& g = gradient.front();  // h x n
+  const Svd decomposition = svd(g);
+  const ProcessGrid& grid = g.grid();
+  const int block = g.block();
+  const std::int64_t h = g.rows(), n = g.cols();
+  DistMatrix u_g(grid, h, rank, block);
+  copy_block(decomposition.u, 0, 0, h, rank, u_g, 0, 0);
+  // [V_G, W_1(0)^T U_G / eps], then orthonormalised.
+  DistMatrix basis(grid, n, 2 * rank, block);
+  const DistMatrix v_g = transposed(decomposition.vt);  // n x min(h, n)
+  copy_block(v_g, 0, 0, n, rank, basis, 0, 0);
+  DistMatrix lifted(grid, n, rank, block);
+  gemm('T', 'N', 1.0 / init_scale, deep.factors.front(), u_g, 0.0, lifted);
+  copy_block(lifted, 0, 0, n, rank, basis, 0, rank);
+  orthonormalize_columns(basis);
+  return basis;
+}
+
+Chain compress_chain(const Chain& deep, Strategy& strategy, const CompressionConfig& config) {
+  fail_if(!(config.gamma >= 0.0) || !std::isfinite(config.gamma),
+          "--gamma must be non-negative and finite (got {})", config.gamma);
+  const DistMatrix v = compression_basis(deep, strategy, config.rank, config.init_scale);
+  const ProcessGrid& grid = v.grid();
+  const int block = v.block();
+  const std::int64_t k = v.cols();
+  // U = W_L ... W_1 V / eps^L, formed thin (never the m x n product).
+  DistMatrix u = v;
+  for (const DistMatrix& w : deep.factors) {
+    DistMatrix next(grid, w.rows(), k, block);
+    gemm('N', 'N', 1.0, w, u, 0.0, next);
+    u = std::move(next);
+  }
+  const double scale = std::pow(config.init_scale, -static_cast<double>(deep.depth()));
+  for (double& x : u.local()) x *= scale;
+
+  Chain compressed;
+  compressed.kind = ModelKind::kCompressed;
+  compressed.factors.push_back(transposed(v));
+  compressed.lr_multipliers.push_back(config.gamma);
+  for (int l = 0; l < deep.depth(); ++l) {
+    compressed.factors.push_back(scaled_identity(grid, k, config.init_scale, block));
+    compressed.lr_multipliers.push_back(1.0);
+  }
+  compressed.factors.push_back(std::move(u));
+  compressed.lr_multipliers.push_back(config.gamma);
+  return compressed;
+}
+
+}  // namespace cdmf
