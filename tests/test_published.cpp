@@ -31,7 +31,7 @@ DepthRun train_depth(const ProcessGrid& grid, int depth, double lr) {
   DenseStrategy strategy(train, &test, std::nullopt, 100.0 * 100.0);
   Chain chain = make_deep_chain(grid, layout, depth, 100, 1e-3, 7);
   Optimizer optimizer({OptimizerKind::kGd, lr}, chain);
-  Trainer trainer({60000, 1e-12, 5000, 0, false}, {});
+  Trainer trainer({60000, 1e-12, 5000, 0}, {});
   DepthRun run{trainer.run(chain, strategy, optimizer), 0.0};
   run.test_loss = run.result.final.test_loss;
   return run;

@@ -150,7 +150,7 @@ void run_train(const TrainOptions& o) {
                o.model, chain.depth(), chain.width());
 
   MetricsCsv metrics(o.metrics, grid.is_root());
-  TrainerConfig trainer_config{o.iters, o.tol, o.log_every, o.patience, !o.quiet};
+  TrainerConfig trainer_config{o.iters, o.tol, o.log_every, o.patience};
   Trainer trainer(trainer_config, [&](const MetricsRow& row) {
     metrics.write(row);
     if (grid.is_root() && !o.quiet) {

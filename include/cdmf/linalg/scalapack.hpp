@@ -2,6 +2,8 @@
 /// Declarations of the BLACS, PBLAS, ScaLAPACK, BLAS and LAPACK routines cdmf calls.
 /// Debian ships no C headers for them (PLATFORM.md). Fortran routines with CHARACTER
 /// arguments take hidden size_t lengths at the end; PBLAS (pd* level 1-3) are C and take none.
+#include <mpi.h>
+
 #include <cstddef>
 
 extern "C" {

@@ -36,7 +36,6 @@ struct TrainerConfig {
   double tol = 0.0;               // stop when train loss < tol (0: never)
   std::int64_t log_every = 100;   // metrics row + progress line every this many iterations
   std::int64_t patience = 0;      // early stopping on test loss, in log steps (0: off)
-  bool progress = true;           // progress lines on rank 0
 };
 
 struct TrainResult {

@@ -1,0 +1,107 @@
+// Compression of the deep init (DESIGN.md section 1) against a serial construction with
+// LAPACK in the test: the basis V spans the same subspace, and the compressed chain's
+// end-to-end matrix at init is W_{L:1}(0) V V^T, on every grid shape.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "cdmf/core/error.hpp"
+#include "cdmf/linalg/scalapack.hpp"
+#include "cdmf/model/compression.hpp"
+#include "cdmf/random/counter_rng.hpp"
+#include "cdmf/strategy/dense_strategy.hpp"
+#include "support/serial_reference.hpp"
+#include "support/test_support.hpp"
+
+namespace cdmf {
+namespace {
+
+using test::SerialMatrix;
+
+/// Columns [0, count) of the orthonormal Q of a (serial, LAPACK dgeqrf + dorgqr).
+SerialMatrix serial_orth(SerialMatrix a) {
+  const int m = static_cast<int>(a.rows), n = static_cast<int>(a.cols);
+  std::vector<double> tau(static_cast<size_t>(n)), work(static_cast<size_t>(64 * n));
+  int lwork = static_cast<int>(work.size()), info = 0;
+  dgeqrf_(&m, &n, a.data.data(), &m, tau.data(), work.data(), &lwork, &info);
+  dorgqr_(&m, &n, &n, a.data.data(), &m, tau.data(), work.data(), &lwork, &info);
+  return a;
+}
+
+/// Top-`rank` left and right singular vectors of g (serial, LAPACK dgesvd).
+void serial_top_singular_vectors(SerialMatrix g, std::int64_t rank, SerialMatrix& left, SerialMatrix& right) {
+  const int m = static_cast<int>(g.rows), n = static_cast<int>(g.cols), k = std::min(m, n);
+  std::vector<double> s(static_cast<size_t>(k)), u(static_cast<size_t>(m) * k), vt(static_cast<size_t>(k) * n);
+  std::vector<double> work(static_cast<size_t>(10 * (m + n) * 8));
+  int lwork = static_cast<int>(work.size()), info = 0;
+  dgesvd_("S", "S", &m, &n, g.data.data(), &m, s.data(), u.data(), &m, vt.data(), &k, work.data(),
+          &lwork, &info, 1, 1);
+  left = {g.rows, rank, {}};
+  right = {g.cols, rank, {}};
+  for (std::int64_t c = 0; c < rank; ++c) {
+    for (std::int64_t i = 0; i < g.rows; ++i) left.data.push_back(u[i + c * m]);
+  }
+  for (std::int64_t c = 0; c < rank; ++c)
+    for (std::int64_t j = 0; j < g.cols; ++j) right.data.push_back(vt[c + j * k]);
+}
+
+SerialMatrix projector(const SerialMatrix& v) { return test::multiply(v, v, false, true); }
+
+TEST(Compression, BasisAndInitMatchSerialConstruction) {
+  const std::int64_t m = 18, n = 14, h = 18, rank = 2;
+  const double eps = 1e-2;
+  SerialMatrix a{m, 3, {}}, b{3, n, {}};
+  for (std::int64_t e = 0; e < 3 * m; ++e) a.data.push_back(gaussian(12, 1, e));
+  for (std::int64_t e = 0; e < 3 * n; ++e) b.data.push_back(gaussian(12, 2, e));
+  const SerialMatrix truth = test::multiply(a, b);
+  const EntryList entries = test::random_entries(m, n, 0.4, 4, truth);
+  for (GridShape shape : test::available_shapes()) {
+    test::on_grid(shape, [&](const ProcessGrid& grid) {
+      IndexLayout layout(m, n, choose_block_size(m, n, grid, 3), 13);
+      const Chain deep = make_deep_chain(grid, layout, 3, h, eps, 17);
+      const Observations obs = test::owned_observations(grid, layout, entries);
+      DenseStrategy strategy(obs, nullptr, std::nullopt, double(m * n));
+      const DistMatrix basis = compression_basis(deep, strategy, rank, eps);
+      const SerialMatrix v = test::gather_original(basis, layout, Space::kCols, Space::kInner);
+      const Chain compressed = compress_chain(deep, strategy, {rank, 0.01, eps});
+      const SerialMatrix x0 = test::gather_original(end_to_end(compressed), layout, Space::kRows, Space::kCols);
+      const auto serial_deep = test::gather_chain(deep, layout);
+      if (!grid.is_root()) return;
+      // Serial reference: G, its top singular vectors, V = orth([V_G, W1^T U_G / eps]).
+      std::vector<SerialMatrix> gradient;
+      test::serial_loss(serial_deep, entries, double(m * n), &gradient);
+      SerialMatrix u_g, v_g;
+      serial_top_singular_vectors(gradient[0], rank, u_g, v_g);
+      SerialMatrix stacked = v_g;
+      SerialMatrix lifted = test::multiply(serial_deep[0], u_g, true, false);
+      for (double x : lifted.data) stacked.data.push_back(x / eps);
+      stacked.cols = 2 * rank;
+      const SerialMatrix v_ref = serial_orth(stacked);
+      EXPECT_LT(test::relative_error(projector(v).data, projector(v_ref).data), 1e-10);
+      // End-to-end at init: W_{L:1}(0) V V^T.
+      const SerialMatrix expected = test::multiply(test::serial_end_to_end(serial_deep), projector(v_ref));
+      EXPECT_LT(test::relative_error(x0.data, expected.data), 1e-10);
+      // Shapes and multipliers of [V^T, eps I x 3, U].
+      ASSERT_EQ(compressed.depth(), 5);
+      EXPECT_EQ(compressed.lr_multipliers, (std::vector<double>{0.01, 1, 1, 1, 0.01}));
+      EXPECT_EQ(compressed.factors[0].rows(), 2 * rank);
+      EXPECT_EQ(compressed.factors[4].rows(), m);
+    });
+  }
+}
+
+TEST(Compression, RejectsImpossibleRanks) {
+  test::on_grid({1, 1}, [](const ProcessGrid& grid) {
+    IndexLayout layout(6, 5, 2, 1);
+    const Chain deep = make_deep_chain(grid, layout, 3, 6, 1e-3, 1);
+    EntryList none;
+    const Observations obs = test::owned_observations(grid, layout, none);
+    DenseStrategy strategy(obs, nullptr, std::nullopt, 30.0);
+    EXPECT_THROW(compress_chain(deep, strategy, {0, 0.01, 1e-3}), Error);
+    EXPECT_THROW(compress_chain(deep, strategy, {3, 0.01, 1e-3}), Error);  // 2*3 > min(6, 5)
+    EXPECT_THROW(compress_chain(deep, strategy, {2, -1.0, 1e-3}), Error);
+  });
+}
+
+}  // namespace
+}  // namespace cdmf
