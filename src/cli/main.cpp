@@ -31,8 +31,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // Help and version exit 0; real parse errors print once and exit non-zero everywhere.
-    if (cdmf::cli::is_root()) return app.exit(e);
+    // Help and version exit 0; real parse errors print one "cdmf: error:" line on rank 0 and
+    // exit non-zero everywhere.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success))
+      return cdmf::cli::is_root() ? app.exit(e) : 0;
+    if (cdmf::cli::is_root())
+      std::fprintf(stderr, "cdmf: error: %s (see --help)\n", e.what());
     return e.get_exit_code();
   }
   try {

@@ -1,12 +1,14 @@
 // cdmf train: load data, build the model, train it, write metrics, summary and factors.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
 #include "cdmf/data/readers.hpp"
 #include "cdmf/io/factor_file.hpp"
@@ -15,6 +17,7 @@
 #include "cdmf/model/compression.hpp"
 #include "cdmf/optim/optimizer.hpp"
 #include "cdmf/strategy/dense_strategy.hpp"
+#include "cdmf/strategy/sparse_strategy.hpp"
 #include "cdmf/train/trainer.hpp"
 #include "commands.hpp"
 
@@ -24,7 +27,7 @@ namespace {
 
 struct TrainOptions {
   std::string data, test, truth, format = "auto", model = "deep", optimizer = "gd";
-  std::string init, metrics, summary, output, grid, normalization = "mn";
+  std::string init, metrics, summary, output, grid, normalization = "mn", strategy = "auto";
   std::int64_t rows = 0, cols = 0, width = 0, rank = 0, iters = 10000, log_every = 100;
   std::int64_t patience = 0;
   int index_base = 0, depth = 3, block_size = 0;
@@ -49,7 +52,7 @@ struct TrainOptions {
             {"output", output},       {"grid", grid},
             {"block_size", block_size}, {"loss_normalization", normalization},
             {"log_every", log_every}, {"patience", patience},
-            {"permute", !no_permute}};
+            {"permute", !no_permute}, {"strategy", strategy}};
   }
 };
 
@@ -72,6 +75,26 @@ ChainGeometry model_geometry(const TrainOptions& o, ModelKind kind, std::int64_t
   const int depth = kind == ModelKind::kShallow ? 2 : o.depth;
   fail_if(depth < 2, "--depth must be at least 2 (got {})", depth);
   return {depth, 2 * o.rank};
+}
+
+/// The evaluation strategy for `chain`: `auto` takes the sparse one for thin chains (cost
+/// O(|Omega| k), no m x n array) unless the truth is only known as a dense matrix.
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const Chain& chain,
+                                        const Observations& train, const Observations* test,
+                                        Truth truth, double normalization) {
+  fail_if(name != "auto" && name != "dense" && name != "sparse",
+          "--strategy must be auto, dense or sparse (got '{}')", name);
+  const bool sparse = name == "sparse" || (name == "auto" && is_thin_chain(chain) && !truth.matrix);
+  if (sparse) {
+    fail_if(truth.matrix.has_value(),
+            "--strategy sparse needs the truth as factors /U, /V (a dense /matrix needs --strategy dense)");
+    return std::make_unique<SparseStrategy>(train, test, std::move(truth.u), std::move(truth.v),
+                                            normalization);
+  }
+  std::optional<DistMatrix> phi;
+  if (truth.matrix) phi = std::move(*truth.matrix);
+  if (truth.u) phi = truth_matrix_from_factors(*truth.u, *truth.v);
+  return std::make_unique<DenseStrategy>(train, test, std::move(phi), normalization);
 }
 
 void run_train(const TrainOptions& o) {
@@ -112,16 +135,10 @@ void run_train(const TrainOptions& o) {
   const Observations train = distribute(grid, data.train, layout);
   std::optional<Observations> test;
   if (!o.test.empty()) test = distribute(grid, data.test, layout);
-  std::optional<DistMatrix> truth_matrix;
-  if (!o.truth.empty()) {
-    Truth truth = read_truth(grid, layout, o.truth, block);
-    truth_matrix = truth.matrix ? std::move(*truth.matrix)
-                                : truth_matrix_from_factors(*truth.u, *truth.v);
-  }
-
+  Truth truth;
+  if (!o.truth.empty()) truth = read_truth(grid, layout, o.truth, block);
   const double normalization = o.normalization == "mn" ? static_cast<double>(m) * static_cast<double>(n)
                                                        : static_cast<double>(train.global_count);
-  DenseStrategy strategy(train, test ? &*test : nullptr, std::move(truth_matrix), normalization);
 
   Chain chain;
   if (init_info) {
@@ -136,20 +153,31 @@ void run_train(const TrainOptions& o) {
     chain = make_deep_chain(grid, layout, geometry.depth, geometry.width, o.init_scale, o.seed,
                             kind == ModelKind::kCompressed ? ModelKind::kDeep : kind);
   }
-  // A compressed model starts from a deep init (built or read), compressed here.
-  if (kind == ModelKind::kCompressed && chain.kind != ModelKind::kCompressed)
-    chain = compress_chain(chain, strategy, {o.rank, o.gamma, o.init_scale});
+  // A compressed model starts from a deep init (built or read), compressed here with the
+  // first gradient of the deep chain (dense: the deep chain is h x n).
+  if (kind == ModelKind::kCompressed && chain.kind != ModelKind::kCompressed) {
+    DenseStrategy deep_loss(train, nullptr, std::nullopt, normalization);
+    chain = compress_chain(chain, deep_loss, {o.rank, o.gamma, o.init_scale});
+  }
+  const std::unique_ptr<Strategy> strategy =
+      make_strategy(o.strategy, chain, train, test ? &*test : nullptr, std::move(truth), normalization);
   fail_if(chain.kind != kind, "{}: holds a '{}' model, not '{}'", o.init, model_name(chain.kind),
           o.model);
   OptimizerConfig optimizer_config{parse_optimizer_kind(o.optimizer), o.lr, o.momentum, o.beta1,
                                    o.beta2};
   Optimizer optimizer(optimizer_config, chain);
   if (grid.is_root())
-    fmt::print("data: {} x {}, {} training entries{}; model {}: {} factors, width {}\n", m, n,
-               train.global_count, test ? fmt::format(", {} test entries", test->global_count) : "",
-               o.model, chain.depth(), chain.width());
+    fmt::print("data: {} x {}, {} training entries{}; model {}: {} factors, width {}, {} strategy\n",
+               m, n, train.global_count,
+               test ? fmt::format(", {} test entries", test->global_count) : "", o.model,
+               chain.depth(), chain.width(),
+               dynamic_cast<const SparseStrategy*>(strategy.get()) ? "sparse" : "dense");
 
-  MetricsCsv metrics(o.metrics, grid.is_root());
+  // Only rank 0 opens the metrics file: agree on its failure, or the other ranks would wait in
+  // the training collectives forever.
+  std::optional<MetricsCsv> metrics_csv;
+  run_agreed(grid.comm(), [&] { metrics_csv.emplace(o.metrics, grid.is_root()); });
+  MetricsCsv& metrics = *metrics_csv;
   TrainerConfig trainer_config{o.iters, o.tol, o.log_every, o.patience};
   Trainer trainer(trainer_config, [&](const MetricsRow& row) {
     metrics.write(row);
@@ -158,18 +186,54 @@ void run_train(const TrainOptions& o) {
       std::fflush(stdout);
     }
   });
-  const TrainResult result = trainer.run(chain, strategy, optimizer);
+  const TrainResult result = trainer.run(chain, *strategy, optimizer);
   if (grid.is_root())
     fmt::print("stopped ({}) after {} iterations in {:.2f} s: train loss {:.4e}\n",
                result.stop_reason, result.iterations, result.seconds, result.final.train_loss);
   if (!o.output.empty())
     write_factor_file(grid, layout, o.output, chain, {result.iterations, config.dump()},
                       data.row_ids, data.col_ids);
-  if (!o.summary.empty() && grid.is_root())
-    write_json_file(o.summary, make_summary(o.model, result, grid.size(), grid_text,
-                                            {{"rows", m}, {"cols", n},
-                                             {"train_entries", train.global_count},
-                                             {"config", config}}));
+  if (!o.summary.empty())
+    run_agreed(grid.comm(), [&] {  // written by rank 0; every rank exits non-zero if it fails
+      if (grid.is_root())
+        write_json_file(o.summary, make_summary(o.model, result, grid.size(), grid_text,
+                                                {{"rows", m}, {"cols", n},
+                                                 {"train_entries", train.global_count},
+                                                 {"config", config}}));
+    });
+}
+
+/// Applies a TOML/INI config file to the options of `sub` that were not given on the command
+/// line (flags override the file). CLI11 2.1 only reads a config file declared on the top-level
+/// app, so a subcommand's --config is handled here. Keys are option names without the leading
+/// dashes, at the top level or in a [train] section; an unknown key is an error.
+void apply_config_file(CLI::App& sub, const std::string& path) {
+  if (path.empty()) return;
+  fail_if(!std::filesystem::is_regular_file(path), "{}: cannot open config file", path);
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(path);
+  } catch (const CLI::Error& e) {
+    fail("{}: cannot read config file ({})", path, e.what());
+  }
+  for (const CLI::ConfigItem& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    fail_if(!(item.parents.empty() || (item.parents.size() == 1 && item.parents[0] == sub.get_name())),
+            "{}: unknown option '{}' (not a '{}' option)", path, item.fullname(), sub.get_name());
+    CLI::Option* option = sub.get_option_no_throw("--" + item.name);
+    fail_if(option == nullptr || item.name == "config" || item.name == "help",
+            "{}: unknown option '{}'", path, item.fullname());
+    if (option->count() > 0) continue;  // given on the command line
+    try {
+      if (option->get_expected_min() == 0)
+        option->add_result(option->get_flag_value(item.name, CLI::ConfigTOML().to_flag(item)));
+      else
+        option->add_result(item.inputs);
+      option->run_callback();
+    } catch (const CLI::Error& e) {
+      fail("{}: option '{}': {}", path, item.fullname(), e.what());
+    }
+  }
 }
 
 }  // namespace
@@ -177,9 +241,12 @@ void run_train(const TrainOptions& o) {
 Command add_train_command(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   CLI::App* sub = app.add_subcommand("train", "Train a model on observed entries");
-  sub->set_config("--config", "", "read options from a TOML/INI file (flags override it)");
-  sub->add_option("--data", o->data, "training entries (triplets, MovieLens CSV, .mtx or .h5)")
-      ->required();
+  auto config_path = std::make_shared<std::string>();
+  sub->add_option("--config", *config_path,
+                  "read options from a TOML/INI file (keys: option names; flags override it)");
+  // --data and --lr are required, but may come from the config file: checked after reading it.
+  sub->add_option("--data", o->data,
+                  "training entries (triplets, MovieLens CSV, .mtx or .h5) (required)");
   sub->add_option("--test", o->test, "held-out entries, same format");
   sub->add_option("--truth", o->truth, "ground truth HDF5 (/U,/V or /matrix) for the recovery error");
   sub->add_option("--rows", o->rows, "m (default: implied by data, truth or init file)");
@@ -191,7 +258,7 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--width", o->width, "width h of the deep model (default max(m, n))");
   sub->add_option("--rank", o->rank, "rank estimate rhat (narrow/shallow/compressed width 2*rhat)");
   sub->add_option("--init-scale", o->init_scale, "eps of the orthogonal init")->capture_default_str();
-  sub->add_option("--lr", o->lr, "learning rate")->required();
+  sub->add_option("--lr", o->lr, "learning rate (required)");
   sub->add_option("--gamma", o->gamma, "lr multiplier of the outer factors (compressed)")
       ->capture_default_str();
   sub->add_option("--optimizer", o->optimizer, "gd|momentum|nesterov|adam")->capture_default_str();
@@ -213,9 +280,18 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--loss-normalization", o->normalization,
                   "N of the loss: mn (m*n, the reference) or observed (|Omega|)")
       ->capture_default_str();
+  sub->add_option("--strategy", o->strategy,
+                  "auto|dense|sparse: loss evaluation (auto: sparse for thin chains)")
+      ->capture_default_str();
   sub->add_flag("--no-permute", o->no_permute, "do not permute rows/columns before distributing");
   sub->add_flag("--quiet", o->quiet, "no progress lines");
-  return {sub, [o] { run_train(*o); }};
+  return {sub, [o, sub, config_path] {
+            apply_config_file(*sub, *config_path);
+            for (const char* name : {"--data", "--lr"})
+              fail_if(sub->get_option(name)->count() == 0,
+                      "{} is required (on the command line or in --config)", name);
+            run_train(*o);
+          }};
 }
 
 }  // namespace cdmf::cli

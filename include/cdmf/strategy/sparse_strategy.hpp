@@ -1,0 +1,49 @@
+#pragma once
+/// The sparse strategy (DESIGN.md section 2, layer 4) for thin chains X = A M B with
+/// A = W_K (m x k), B = W_1 (k x n) and M = W_{K-1} ... W_2 (k x k; the identity when K = 2):
+///
+///   1. replicate the layout: the rows of A in the row blocks of grid row p are gathered on
+///      every process of grid row p (row communicator), the columns of B in the column blocks
+///      of grid column q on every process of grid column q (column communicator), the inner
+///      factors everywhere; P = A M (m x k rows, local);
+///   2. one fused pass over the local observations (i, j): r = P_i . B_j - Phi_ij, s = r / N,
+///      Y_i += s B_j (Y = S B^T), Z_j += s A_i (Z = A^T S, by columns);
+///   3. sum Y over the row communicator and Z over the column communicator; then
+///      dF/dA = Y M^T,  dF/dB = M^T Z,  and for inner factor W_l (2 <= l <= K-1)
+///      dF/dW_l = (W_{K-1}..W_{l+1})^T (A^T Y) (W_{l-1}..W_2)^T, with A^T Y summed over the
+///      column communicator (k x k).
+///
+/// Cost per evaluation O(|Omega| k + (m/Pr + n/Pc) k^2 + K k^3); communication
+/// O((m/Pr + n/Pc) k) words. No m x n array exists. The recovery error against a truth
+/// given as factors (Phi = U_t V_t^T, rank r) uses ||X - Phi||^2 = ||X||^2 - 2<X, Phi> + ||Phi||^2
+/// with k x k and k x r Gram matrices, also without forming m x n arrays.
+#include <optional>
+
+#include "cdmf/strategy/strategy.hpp"
+
+namespace cdmf {
+
+class SparseStrategy : public Strategy {
+ public:
+  /// `truth_u` (m x r) and `truth_v` (n x r) in the permuted spaces (optional, both or none).
+  SparseStrategy(const Observations& train, const Observations* test,
+                 std::optional<DistMatrix> truth_u, std::optional<DistMatrix> truth_v,
+                 double normalization);
+
+  Evaluation evaluate(const Chain& chain, std::vector<DistMatrix>* gradient,
+                      bool with_metrics) override;
+  double normalization() const override { return normalization_; }
+
+ private:
+  const Observations& train_;
+  const Observations* test_;
+  std::optional<DistMatrix> truth_u_, truth_v_;
+  std::optional<double> truth_norm_sq_;
+  double normalization_;
+};
+
+/// Whether the sparse strategy can evaluate `chain` (thin: inner dimensions small relative
+/// to m and n). `auto` picks sparse for such chains and dense for the deep model.
+bool is_thin_chain(const Chain& chain);
+
+}  // namespace cdmf
