@@ -15,6 +15,7 @@
 #include "cdmf/io/run_outputs.hpp"
 #include "cdmf/model/chain.hpp"
 #include "cdmf/model/compression.hpp"
+#include "cdmf/model/diagnostics.hpp"
 #include "cdmf/optim/optimizer.hpp"
 #include "cdmf/strategy/dense_strategy.hpp"
 #include "cdmf/strategy/sparse_strategy.hpp"
@@ -34,7 +35,7 @@ struct TrainOptions {
   double init_scale = 1e-3, lr = 0.0, gamma = 0.01, tol = 0.0, momentum = 0.9;
   double beta1 = 0.9, beta2 = 0.999;
   std::uint64_t seed = 0;
-  bool no_permute = false, quiet = false;
+  bool no_permute = false, quiet = false, diagnostics = false;
 
   nlohmann::json to_json() const {
     return {{"data", data},           {"test", test},
@@ -52,7 +53,7 @@ struct TrainOptions {
             {"output", output},       {"grid", grid},
             {"block_size", block_size}, {"loss_normalization", normalization},
             {"log_every", log_every}, {"patience", patience},
-            {"permute", !no_permute}, {"strategy", strategy}};
+            {"permute", !no_permute}, {"strategy", strategy}, {"diagnostics", diagnostics}};
   }
 };
 
@@ -175,17 +176,23 @@ void run_train(const TrainOptions& o) {
 
   // Only rank 0 opens the metrics file: agree on its failure, or the other ranks would wait in
   // the training collectives forever.
+  std::optional<CompressibilityProbe> probe;
+  if (o.diagnostics) probe.emplace(chain, 5);
+  const std::vector<std::string> extra_columns =
+      probe ? probe->column_names() : std::vector<std::string>{};
   std::optional<MetricsCsv> metrics_csv;
-  run_agreed(grid.comm(), [&] { metrics_csv.emplace(o.metrics, grid.is_root()); });
+  run_agreed(grid.comm(), [&] { metrics_csv.emplace(o.metrics, grid.is_root(), false, extra_columns); });
   MetricsCsv& metrics = *metrics_csv;
   TrainerConfig trainer_config{o.iters, o.tol, o.log_every, o.patience};
   Trainer trainer(trainer_config, [&](const MetricsRow& row) {
     metrics.write(row);
     if (grid.is_root() && !o.quiet) {
-      fmt::print("{}\n", progress_line(row));
+      fmt::print("{}\n", progress_line(row, extra_columns));
       std::fflush(stdout);
     }
-  });
+  },
+                  {}, probe ? Trainer::Probe([&](const Chain& c) { return probe->measure(c); })
+                            : Trainer::Probe());
   const TrainResult result = trainer.run(chain, *strategy, optimizer);
   if (grid.is_root())
     fmt::print("stopped ({}) after {} iterations in {:.2f} s: train loss {:.4e}\n",
@@ -283,6 +290,9 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--strategy", o->strategy,
                   "auto|dense|sparse: loss evaluation (auto: sparse for thin chains)")
       ->capture_default_str();
+  sub->add_flag("--diagnostics", o->diagnostics,
+                "log the numerical rank of W_l(t) - W_l(0) per factor and the top singular values "
+                "of the end-to-end matrix at each log step (PDGESVD: moderate sizes)");
   sub->add_flag("--no-permute", o->no_permute, "do not permute rows/columns before distributing");
   sub->add_flag("--quiet", o->quiet, "no progress lines");
   return {sub, [o, sub, config_path] {

@@ -24,11 +24,15 @@ std::string format_metric(double value) {
   return std::isnan(value) ? std::string() : fmt::format("{:.17g}", value);
 }
 
-MetricsCsv::MetricsCsv(const std::string& path, bool active, bool append) {
+MetricsCsv::MetricsCsv(const std::string& path, bool active, bool append,
+                       const std::vector<std::string>& extra_columns) {
   if (!active || path.empty()) return;
   out_.open(path, append ? std::ios::app : std::ios::trunc);
   fail_if(!out_, "{}: cannot open for writing ({})", path, std::strerror(errno));
-  if (!append) out_ << kHeader << '\n' << std::flush;
+  if (append) return;
+  out_ << kHeader;
+  for (const std::string& name : extra_columns) out_ << ',' << name;
+  out_ << '\n' << std::flush;
 }
 
 void MetricsCsv::write(const MetricsRow& row) {
@@ -36,16 +40,19 @@ void MetricsCsv::write(const MetricsRow& row) {
   out_ << row.iteration << ',' << fmt::format("{:.6f}", row.seconds) << ','
        << format_metric(row.train_loss) << ',' << format_metric(row.test_loss) << ','
        << format_metric(row.train_rmse) << ',' << format_metric(row.test_rmse) << ','
-       << (row.recovery_error ? format_metric(*row.recovery_error) : std::string()) << '\n'
-       << std::flush;
+       << (row.recovery_error ? format_metric(*row.recovery_error) : std::string());
+  for (double value : row.extra) out_ << ',' << format_metric(value);
+  out_ << '\n' << std::flush;
 }
 
-std::string progress_line(const MetricsRow& row) {
+std::string progress_line(const MetricsRow& row, const std::vector<std::string>& extra_columns) {
   std::string line = fmt::format("iter {:>8}  {:>9.2f} s  train {:.4e}", row.iteration, row.seconds,
                                  row.train_loss);
   if (!std::isnan(row.test_loss))
     line += fmt::format("  test {:.4e}  test-rmse {:.4e}", row.test_loss, row.test_rmse);
   if (row.recovery_error) line += fmt::format("  rel-err {:.4e}", *row.recovery_error);
+  for (size_t e = 0; e < row.extra.size() && e < extra_columns.size(); ++e)
+    line += fmt::format("  {} {:.4g}", extra_columns[e], row.extra[e]);
   return line;
 }
 

@@ -28,8 +28,10 @@ MetricsRow make_metrics(const Evaluation& evaluation, double normalization, std:
   return row;
 }
 
-Trainer::Trainer(TrainerConfig config, RowSink sink, std::function<bool()> stop_requested)
-    : config_(config), sink_(std::move(sink)), stop_requested_(std::move(stop_requested)) {
+Trainer::Trainer(TrainerConfig config, RowSink sink, std::function<bool()> stop_requested,
+                 Probe probe)
+    : config_(config), sink_(std::move(sink)), stop_requested_(std::move(stop_requested)),
+      probe_(std::move(probe)) {
   fail_if(config.max_iters < 0, "--iters must be non-negative (got {})", config.max_iters);
   fail_if(config.log_every < 1, "--log-every must be positive (got {})", config.log_every);
   fail_if(!(config.tol >= 0.0), "--tol must be non-negative (got {})", config.tol);
@@ -57,7 +59,8 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
     if (converged && !scheduled_log && need_gradient)  // recompute with the metrics to log them
       evaluation = strategy.evaluate(chain, nullptr, true);
     bool stop = at_limit || requested || converged;
-    const MetricsRow row = make_metrics(evaluation, strategy.normalization(), t, MPI_Wtime() - t0);
+    MetricsRow row = make_metrics(evaluation, strategy.normalization(), t, MPI_Wtime() - t0);
+    if (probe_ && (scheduled_log || stop)) row.extra = probe_(chain);
     if (scheduled_log || stop) {
       result.history.push_back(row);
       if (sink_) sink_(row);

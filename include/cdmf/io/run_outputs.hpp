@@ -3,6 +3,7 @@
 /// row per logged iteration) and the JSON summary (DESIGN.md section 4).
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -11,11 +12,12 @@
 namespace cdmf {
 
 /// Metrics CSV: iteration,seconds,train_loss,test_loss,train_rmse,test_rmse,recovery_error
-/// (+ extra columns given at construction); unknown values are empty fields. Rows are flushed
-/// as written so a killed run keeps its history. Opens only on `active` (rank 0).
+/// (+ `extra_columns`, filled from MetricsRow::extra); unknown values are empty fields. Rows
+/// are flushed as written so a killed run keeps its history. Opens only on `active` (rank 0).
 class MetricsCsv {
  public:
-  MetricsCsv(const std::string& path, bool active, bool append = false);
+  MetricsCsv(const std::string& path, bool active, bool append = false,
+             const std::vector<std::string>& extra_columns = {});
   void write(const MetricsRow& row);
   bool is_open() const { return out_.is_open(); }
 
@@ -26,8 +28,8 @@ class MetricsCsv {
 /// Formats a metrics value: 17 significant digits, empty for NaN.
 std::string format_metric(double value);
 
-/// The progress line printed by rank 0 at each log step.
-std::string progress_line(const MetricsRow& row);
+/// The progress line printed by rank 0 at each log step (extra values after their names).
+std::string progress_line(const MetricsRow& row, const std::vector<std::string>& extra_columns = {});
 
 /// Writes `summary` (pretty JSON) to `path` atomically (temporary file + rename); rank 0 only.
 /// Throws Error when the file cannot be written.

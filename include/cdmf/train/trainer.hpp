@@ -25,6 +25,7 @@ struct MetricsRow {
   double train_rmse = 0.0;
   double test_rmse = 0.0;
   std::optional<double> recovery_error;
+  std::vector<double> extra;  // values of the trainer's probe columns (diagnostics), if any
 };
 
 /// Turns global sums into metrics with loss normalization N.
@@ -49,9 +50,12 @@ struct TrainResult {
 class Trainer {
  public:
   using RowSink = std::function<void(const MetricsRow&)>;
+  /// Extra per-row measurements of the chain (collective), e.g. compressibility diagnostics.
+  using Probe = std::function<std::vector<double>(const Chain&)>;
   /// `sink` receives every logged row on every rank (rank 0 writes the metrics file).
   /// `stop_requested` is polled once per iteration; it must return the same on every rank.
-  Trainer(TrainerConfig config, RowSink sink, std::function<bool()> stop_requested = {});
+  Trainer(TrainerConfig config, RowSink sink, std::function<bool()> stop_requested = {},
+          Probe probe = {});
 
   /// Collective. Throws Error when the loss becomes non-finite (divergence).
   TrainResult run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
@@ -61,6 +65,7 @@ class Trainer {
   TrainerConfig config_;
   RowSink sink_;
   std::function<bool()> stop_requested_;
+  Probe probe_;
 };
 
 }  // namespace cdmf
