@@ -35,8 +35,18 @@ class SparseStrategy : public Strategy {
   double normalization() const override { return normalization_; }
 
  private:
+  /// Local panel indices of an observation set for one block-cyclic layout, computed once
+  /// (the divisions of the index arithmetic would otherwise dominate the fused pass).
+  struct LocalIndex {
+    std::vector<std::int32_t> row, col;
+  };
+  const LocalIndex& local_index(const Observations& set, LocalIndex& cache, const CyclicDim& rows,
+                                const CyclicDim& cols);
+
   const Observations& train_;
   const Observations* test_;
+  LocalIndex train_index_, test_index_;
+  int indexed_block_ = 0;
   std::optional<DistMatrix> truth_u_, truth_v_;
   std::optional<double> truth_norm_sq_;
   double normalization_;
