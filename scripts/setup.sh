@@ -19,6 +19,6 @@ if ((${#missing[@]})); then
 fi
 
 # Root and oversubscription flags are for tests on small machines (4 ranks on 2 cores).
-cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCDMF_NATIVE=ON \
       -DMPIEXEC_PREFLAGS="--allow-run-as-root;--oversubscribe" >/dev/null
 cmake --build "$build" -j "$(nproc)"

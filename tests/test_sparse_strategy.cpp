@@ -42,12 +42,13 @@ void compare_strategies(int depth, std::int64_t k_in, std::int64_t k_out) {
   for (GridShape shape : test::available_shapes()) {
     test::on_grid(shape, [&](const ProcessGrid& grid) {
       IndexLayout layout(m, n, choose_block_size(m, n, grid, 3), 8);
-      // A thin chain with generic (non-orthogonal) factors: [k_in x n, k x k ..., m x k_out].
+      // A thin chain with generic (non-orthogonal) factors.
       Chain chain;
       chain.kind = ModelKind::kNarrow;
       for (int l = 0; l < depth; ++l) {
+        // W1: k_in x n; first inner factor k_out x k_in, later ones k_out x k_out; W_K: m x k_out.
         const std::int64_t rows = l == depth - 1 ? m : (l == 0 ? k_in : k_out);
-        const std::int64_t cols = l == 0 ? n : k_in;
+        const std::int64_t cols = l == 0 ? n : (l == 1 ? k_in : k_out);
         chain.factors.push_back(gaussian_matrix(grid, layout, {rows, cols}, 30 + l, 7,
                                                 l == depth - 1 ? Space::kRows : Space::kInner,
                                                 l == 0 ? Space::kCols : Space::kInner));
@@ -81,6 +82,8 @@ void compare_strategies(int depth, std::int64_t k_in, std::int64_t k_out) {
 TEST(SparseStrategy, MatchesDenseForShallowChain) { compare_strategies(2, 4, 4); }
 TEST(SparseStrategy, MatchesDenseForNarrowChain) { compare_strategies(3, 4, 4); }
 TEST(SparseStrategy, MatchesDenseForCompressedShapeChain) { compare_strategies(5, 4, 4); }
+// k_in != k_out takes the runtime-width kernel instead of the compile-time-width ones.
+TEST(SparseStrategy, MatchesDenseForRectangularInnerFactor) { compare_strategies(4, 3, 5); }
 
 TEST(SparseStrategy, RecoveryErrorIsAccurateNearTheTruth) {
   // X = Phi (1 + 1e-9 relative perturbation): the TSQR route keeps the digits a Gram
