@@ -41,6 +41,7 @@ Command add_generate_command(CLI::App& app) {
               fmt::print("cdmf generate: {} x {} rank {}: {} training and {} test entries in {}\n",
                          spec->rows, spec->cols, spec->rank, problem.train.size(),
                          problem.test.size(), dir);
+            return 0;
           }};
 }
 

@@ -4,11 +4,15 @@
 #include <CLI/CLI.hpp>
 #include <mpi.h>
 
+#include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <exception>
+#include <optional>
 
 #include "cdmf/core/error.hpp"
 #include "cdmf/grid/process_grid.hpp"
+#include "cdmf/train/stop_signals.hpp"
 #include "commands.hpp"
 
 namespace cdmf::cli {
@@ -20,6 +24,9 @@ bool is_root() {
 }  // namespace cdmf::cli
 
 int main(int argc, char** argv) {
+  // Before MPI_Init: a stop signal during start-up must be remembered by `cdmf train` (which
+  // then checkpoints at its first iteration boundary), not kill the rank.
+  std::optional<cdmf::StopSignals> stop_signals(std::in_place);
   cdmf::Environment environment(&argc, &argv);
   CLI::App app{"cdmf: distributed deep matrix completion with compressible dynamics "
                "(Yaras, Wang, Balzano & Qu, ICML 2024)"};
@@ -39,12 +46,22 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cdmf: error: %s (see --help)\n", e.what());
     return e.get_exit_code();
   }
+  // Only `train` polls the stop signals: the other commands get the default dispositions
+  // back, and a signal that already came takes effect now.
+  if (!std::any_of(commands.begin(), commands.end(), [](const cdmf::cli::Command& command) {
+        return command.app->parsed() && command.app->get_name() == "train";
+      })) {
+    const int pending = cdmf::StopSignals::received();
+    stop_signals.reset();
+    if (pending != 0) std::raise(pending);
+  }
+  int status = 0;
   try {
     for (const auto& command : commands)
-      if (command.app->parsed()) command.run();
+      if (command.app->parsed()) status = command.run();
   } catch (const std::exception& e) {
     if (cdmf::cli::is_root()) std::fprintf(stderr, "cdmf: error: %s\n", e.what());
     return 1;
   }
-  return 0;
+  return status;
 }

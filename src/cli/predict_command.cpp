@@ -59,7 +59,7 @@ Command add_predict_command(CLI::App& app) {
   sub->add_option("--out", o->out, "output: row<TAB>col<TAB>prediction lines")->required();
   sub->add_option("--format", o->format, "auto|triplets|movielens|mtx|hdf5")->capture_default_str();
   sub->add_option("--index-base", o->index_base, "0 or 1, for triplet files")->capture_default_str();
-  return {sub, [o] { run_predict(*o); }};
+  return {sub, [o] { run_predict(*o); return 0; }};
 }
 
 }  // namespace cdmf::cli

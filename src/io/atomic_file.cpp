@@ -1,5 +1,6 @@
 #include "cdmf/io/atomic_file.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +35,17 @@ std::string create_temporary(const std::string& path, std::string& message) {
   return name;
 }
 
+/// Makes a rename in the directory of `path` durable (best effort: some file systems refuse
+/// to sync a directory, and the file itself is complete either way).
+void sync_directory_of(const std::string& path) {
+  const std::filesystem::path target(path);
+  const std::string directory = target.has_parent_path() ? target.parent_path().string() : ".";
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
 std::string broadcast(MPI_Comm comm, std::string text) {
   int length = static_cast<int>(text.size());
   check_mpi(MPI_Bcast(&length, 1, MPI_INT, 0, comm), "MPI_Bcast");
@@ -66,6 +78,7 @@ void write_atomically(MPI_Comm comm, const std::string& path,
       failure = fmt::format("{}: cannot rename the temporary file {} to it ({})", path, temporary,
                             std::strerror(errno));
     if (!failure.empty()) std::remove(temporary.c_str());
+    if (failure.empty()) sync_directory_of(path);
   }
   agree_on_error(comm, failure);
 }

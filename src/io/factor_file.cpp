@@ -9,6 +9,7 @@
 #include "cdmf/io/atomic_file.hpp"
 #include "cdmf/io/hdf5.hpp"
 #include "cdmf/io/slab_exchange.hpp"
+#include "cdmf/io/staged_writer.hpp"
 
 namespace cdmf {
 
@@ -46,36 +47,35 @@ void check_chain(const ProcessGrid& grid, const IndexLayout& layout, const std::
           chain.cols(), layout.rows(), layout.cols());
 }
 
-/// Collective: writes an id map every rank holds into its 1-D int64 dataset, each rank a slab.
+/// Collective: stages an id map every rank holds as a 1-D int64 dataset, each rank a slab.
 /// Throws (on every rank alike) unless the ids ascend, as read_id_maps requires.
-void write_ids(h5::Dataset& dataset, const IdMap& map, const char* what, MPI_Comm comm) {
-  for (size_t k = 1; k < map.ids.size(); ++k)
-    fail_if(map.ids[k] <= map.ids[k - 1], "{} ids are not strictly ascending (position {})", what,
-            k + 1);
+void stage_ids(StagedWriter& writer, const std::string& name, const IdMap& map, const char* what,
+               MPI_Comm comm) {
+  run_agreed(comm, [&] {
+    for (size_t k = 1; k < map.ids.size(); ++k)
+      fail_if(map.ids[k] <= map.ids[k - 1], "{} ids are not strictly ascending (position {})",
+              what, k + 1);
+  });
   int ranks = 1, rank = 0;
   check_mpi(MPI_Comm_size(comm, &ranks), "MPI_Comm_size");
   check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
-  const RowSlab slab = row_slab(static_cast<std::int64_t>(map.ids.size()), ranks, rank);
-  dataset.write_rows(H5T_NATIVE_INT64, slab.first, slab.count, map.ids.data() + slab.first);
+  const auto total = static_cast<std::int64_t>(map.ids.size());
+  const RowSlab slab = row_slab(total, ranks, rank);
+  writer.add_int64(name, total, slab.first,
+                   {map.ids.begin() + slab.first, map.ids.begin() + slab.first + slab.count});
 }
 
 /// Collective: a 1-D integer dataset read whole by every rank (id maps are replicated);
 /// empty when absent.
 IdMap read_ids(const h5::File& file, const std::string& name) {
-  std::optional<h5::Dataset> dataset;
-  run_agreed(file.comm(), [&] {
-    if (!file.has(name)) return;
-    dataset.emplace(file.open_dataset(name));
-    dataset->require(1, h5::Elements::kInteger);
-  });
+  bool present = false;
+  run_agreed(file.comm(), [&] { present = file.has(name); });
   IdMap map;
-  if (!dataset) return map;
-  const std::int64_t count = dataset->dims()[0];
-  map.ids.resize(static_cast<size_t>(count));
-  dataset->read_rows(H5T_NATIVE_INT64, 0, count, map.ids.data());
+  if (!present) return map;
+  map.ids = read_whole_int64(file, name);
   // IdMap::index_of searches, so the ids must ascend.
   std::string message;
-  for (std::int64_t k = 1; k < count && message.empty(); ++k)
+  for (size_t k = 1; k < map.ids.size() && message.empty(); ++k)
     if (map.ids[k] <= map.ids[k - 1])
       message =
           fmt::format("{}: {} is not strictly ascending (position {})", file.path(), name, k + 1);
@@ -83,8 +83,9 @@ IdMap read_ids(const h5::File& file, const std::string& name) {
   return map;
 }
 
-/// Independent: the root attributes and factor shapes, validated.
-FactorFileInfo inspect(const h5::File& file) {
+}  // namespace
+
+FactorFileInfo inspect_factor_file(const h5::File& file) {
   const std::string& path = file.path();
   const h5::Attributes root = file.attributes();
   FactorFileInfo info;
@@ -146,6 +147,7 @@ FactorFileInfo inspect(const h5::File& file) {
             info.rows);
     info.shapes.push_back(shape);
     info.lr_multipliers.push_back(dataset.attributes().get_double("lr_multiplier").value_or(1.0));
+    info.checksums = (l == 0 || info.checksums) && dataset.attributes().has("checksum");
   }
   const std::int64_t stored = file.group_size("/factors");
   fail_if(stored != info.depth, "{}: /factors holds {} datasets but depth is {}", path, stored,
@@ -156,6 +158,8 @@ FactorFileInfo inspect(const h5::File& file) {
           *width, info.width);
   return info;
 }
+
+namespace {
 
 /// Collective: the root attributes of DESIGN.md section 3.
 void write_root_attributes(h5::Attributes root, const Chain& chain, const FactorFileMeta& meta,
@@ -191,7 +195,7 @@ void write_held_matrix(h5::Dataset& dataset, const std::vector<double>& full, bo
 FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path) {
   const h5::File file = h5::File::open(comm, path);
   FactorFileInfo info;
-  run_agreed(comm, [&] { info = inspect(file); });
+  run_agreed(comm, [&] { info = inspect_factor_file(file); });
   return info;
 }
 
@@ -212,36 +216,31 @@ std::vector<DistMatrix> read_factors(const ProcessGrid& grid, const IndexLayout&
 
 void write_factor_file(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
                        const Chain& chain, const FactorFileMeta& meta, const IdMap& row_ids,
-                       const IdMap& col_ids) {
+                       const IdMap& col_ids, const FactorFileExtension& extension) {
   check_chain(grid, layout, path, chain);
   const std::string created = utc_now(grid.comm());
+  std::uint64_t bytes = extension.bytes, objects = extension.objects + 2;  // + /factors, /ids
+  for (const DistMatrix& w : chain.factors) bytes += 8 * static_cast<std::uint64_t>(w.rows() * w.cols());
+  bytes += 8 * (row_ids.ids.size() + col_ids.ids.size());
+  objects += chain.factors.size() + 2;
+  const std::uint64_t text = meta.config_json.size() + created.size() + 256;
   write_atomically(grid.comm(), path, [&](const std::string& temporary) {
     h5::File file = h5::File::create(grid.comm(), temporary);
+    file.reserve(file_size_bound(bytes, objects, text));
     {
-      // Every dataset and attribute first, then the data (see h5::File).
+      StagedWriter writer(file);
       write_root_attributes(file.attributes(), chain, meta, created);
       file.create_group("/factors");
-      std::vector<h5::Dataset> factors;
-      for (int l = 0; l < chain.depth(); ++l) {
-        const DistMatrix& w = chain.factors[l];
-        factors.push_back(
-            file.create_dataset(factor_name(l), H5T_IEEE_F64LE, {w.rows(), w.cols()}));
-        factors.back().attributes().set_double("lr_multiplier", chain.lr_multipliers[l]);
-      }
-      std::optional<h5::Dataset> rows, cols;
-      if (!row_ids.empty() || !col_ids.empty()) file.create_group("/ids");
-      const auto id_dataset = [&](const char* name, const IdMap& map) {
-        return file.create_dataset(name, H5T_STD_I64LE,
-                                   {static_cast<std::int64_t>(map.ids.size())});
-      };
-      if (!row_ids.empty()) rows.emplace(id_dataset("/ids/rows", row_ids));
-      if (!col_ids.empty()) cols.emplace(id_dataset("/ids/cols", col_ids));
-      file.flush();
-
       for (int l = 0; l < chain.depth(); ++l)
-        write_matrix(factors[l], chain.factors[l], layout, factor_indexing(l, chain.depth()));
-      if (rows) write_ids(*rows, row_ids, "row", grid.comm());
-      if (cols) write_ids(*cols, col_ids, "column", grid.comm());
+        writer
+            .add_matrix(factor_name(l), chain.factors[l], layout, factor_indexing(l, chain.depth()))
+            .attributes()
+            .set_double("lr_multiplier", chain.lr_multipliers[l]);
+      if (!row_ids.empty() || !col_ids.empty()) file.create_group("/ids");
+      if (!row_ids.empty()) stage_ids(writer, "/ids/rows", row_ids, "row", grid.comm());
+      if (!col_ids.empty()) stage_ids(writer, "/ids/cols", col_ids, "column", grid.comm());
+      if (extension.declare) extension.declare(writer);
+      writer.write_all();
     }
     file.close();
   });
@@ -320,6 +319,7 @@ void write_truth_factors(MPI_Comm comm, const std::string& path, std::int64_t ro
   agree_on_error(comm, message);
   write_atomically(comm, path, [&](const std::string& temporary) {
     h5::File file = h5::File::create(comm, temporary);
+    file.reserve(file_size_bound(8 * static_cast<std::uint64_t>((rows + cols) * rank), 2, 64));
     {
       // Every dataset and attribute first, then the data (see h5::File).
       h5::Attributes root = file.attributes();

@@ -1,5 +1,6 @@
 #include "cdmf/io/hdf5.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 
 #include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
+#include "cdmf/io/hash.hpp"
 
 namespace cdmf::h5 {
 
@@ -244,8 +246,16 @@ PropertyListId collective_transfer(const std::string& where) {
 }
 }  // namespace
 
+namespace {
+/// A dataset with no elements has no storage (HDF5 fails any transfer, even an empty one).
+bool is_empty(const std::vector<std::int64_t>& dims) {
+  return std::any_of(dims.begin(), dims.end(), [](std::int64_t d) { return d == 0; });
+}
+}  // namespace
+
 void Dataset::write_rows(hid_t memory_type, std::int64_t first, std::int64_t count,
                          const void* data) {
+  if (is_empty(dims_) && first == 0 && count == 0) return;  // the same on every rank
   const auto [file_space, memory_space] = select_rows(first, count);
   const PropertyListId transfer = collective_transfer(file_);
   const double placeholder = 0.0;  // HDF5 wants a buffer even for an empty selection
@@ -258,6 +268,7 @@ void Dataset::write_rows(hid_t memory_type, std::int64_t first, std::int64_t cou
 
 void Dataset::read_rows(hid_t memory_type, std::int64_t first, std::int64_t count,
                         void* data) const {
+  if (is_empty(dims_) && first == 0 && count == 0) return;  // the same on every rank
   const auto [file_space, memory_space] = select_rows(first, count);
   const PropertyListId transfer = collective_transfer(file_);
   double placeholder = 0.0;
@@ -266,6 +277,44 @@ void Dataset::read_rows(hid_t memory_type, std::int64_t first, std::int64_t coun
   agree_on_error(comm_, status < 0 ? fmt::format("{}: cannot read rows {}..{} of {}{}", file_,
                                                  first, first + count - 1, name_, cause())
                                    : std::string());
+}
+
+namespace {
+std::string checksum_text(std::uint64_t value) { return fmt::format("{:016x}", value); }
+
+std::uint64_t sum_over_ranks(std::uint64_t local, MPI_Comm comm) {
+  std::uint64_t total = 0;  // MPI_SUM on unsigned integers wraps, as the checksum needs
+  check_mpi(MPI_Allreduce(&local, &total, 1, MPI_UINT64_T, MPI_SUM, comm), "MPI_Allreduce");
+  return total;
+}
+}  // namespace
+
+std::uint64_t checksum(const void* elements, std::int64_t first, std::int64_t count) {
+  const auto* bytes = static_cast<const unsigned char*>(elements);
+  std::uint64_t sum = 0;
+  for (std::int64_t e = 0; e < count; ++e) {
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, bytes + 8 * e, 8);
+    sum += mix64(bits ^ mix64(static_cast<std::uint64_t>(first + e)));
+  }
+  return sum;
+}
+
+void Dataset::set_checksum(std::uint64_t local) {
+  attributes().set_string("checksum", checksum_text(sum_over_ranks(local, comm_)));
+}
+
+void Dataset::verify_checksum(std::uint64_t local) const {
+  const std::uint64_t total = sum_over_ranks(local, comm_);
+  run_agreed(comm_, [&] { verify_whole_checksum(total); });
+}
+
+void Dataset::verify_whole_checksum(std::uint64_t whole) const {
+  const auto stored = attributes().get_string("checksum");
+  if (!stored) return;
+  fail_if(*stored != checksum_text(whole),
+          "{} is corrupted (checksum mismatch: the data hash to {}, the file records {})", where(),
+          checksum_text(whole), *stored);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -277,6 +326,8 @@ File File::create(MPI_Comm comm, const std::string& path) {
   FileId id;
   try {
     const PropertyListId access = mpio_file_access(comm, path);
+    check(H5Pset_libver_bounds(access.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path,
+          "select the file format");
     id = FileId(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), path,
                       "create the file"));
   } catch (const Error& e) {
@@ -331,16 +382,24 @@ std::int64_t File::group_size(const std::string& name) const {
   return static_cast<std::int64_t>(info.nlinks);
 }
 
-void File::create_group(const std::string& name) {
+Group File::create_group(const std::string& name) {
   std::string message;
+  GroupId group;
   try {
-    GroupId group(check(H5Gcreate2(id_.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                        path_, "create group " + name));
-    check(group.close(), path_, "close group " + name);
+    group = GroupId(check(H5Gcreate2(id_.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                          path_, "create group " + name));
   } catch (const Error& e) {
     message = e.what();
   }
   agree_on_error(comm_, message);
+  return Group(std::move(group), comm_, path_, name);
+}
+
+Group File::open_group(const std::string& name) const {
+  fail_if(!has(name), "{}: {} is missing", path_, name);
+  GroupId id(H5Gopen2(id_.get(), name.c_str(), H5P_DEFAULT));
+  fail_if(!id.valid(), "{}: {} is not a group", path_, name);
+  return Group(std::move(id), comm_, path_, name);
 }
 
 Dataset File::create_dataset(const std::string& name, hid_t file_type,
@@ -370,6 +429,22 @@ Dataset File::open_dataset(const std::string& name) const {
   DatasetId id(H5Dopen2(id_.get(), name.c_str(), H5P_DEFAULT));
   fail_if(!id.valid(), "{}: {} is not a dataset", path_, name);
   return Dataset(std::move(id), comm_, path_, name);
+}
+
+void File::reserve(std::uint64_t bytes) {
+  flush();  // the superblock: afterwards nothing is dirty until the caller declares objects
+  int rank = 0;
+  check_mpi(MPI_Comm_rank(comm_, &rank), "MPI_Comm_rank");
+  std::string message;
+  if (rank == 0) {
+    const int fd = ::open(path_.c_str(), O_WRONLY);
+    const int code = fd < 0 ? errno : ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+    if (fd >= 0) ::close(fd);
+    if (code != 0)
+      message = fmt::format("{}: cannot reserve {:.1f} MB for the file ({})", path_,
+                            static_cast<double>(bytes) / 1e6, std::strerror(code));
+  }
+  agree_on_error(comm_, message);
 }
 
 void File::flush() {

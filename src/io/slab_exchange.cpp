@@ -198,16 +198,6 @@ void from_row_slab(const std::vector<double>& slab_values, const IndexLayout& la
     for (const auto& col : local_cols) matrix.at_local(row.second, col.second) = received[next++];
 }
 
-void write_matrix(h5::Dataset& dataset, const DistMatrix& matrix, const IndexLayout& layout,
-                  SlabIndexing indexing) {
-  fail_if(dataset.dims() != std::vector<std::int64_t>{matrix.rows(), matrix.cols()},
-          "{} has shape {}, expected {}x{}", dataset.where(), dataset.shape_text(), matrix.rows(),
-          matrix.cols());
-  const std::vector<double> values = to_row_slab(matrix, layout, indexing);
-  const RowSlab slab = row_slab(matrix.rows(), matrix.grid().size(), matrix.grid().rank());
-  dataset.write_rows(H5T_NATIVE_DOUBLE, slab.first, slab.count, values.data());
-}
-
 void read_matrix(const h5::File& file, const std::string& name, const IndexLayout& layout,
                  SlabIndexing indexing, DistMatrix& matrix) {
   std::optional<h5::Dataset> dataset;
@@ -221,7 +211,35 @@ void read_matrix(const h5::File& file, const std::string& name, const IndexLayou
   const RowSlab slab = row_slab(matrix.rows(), matrix.grid().size(), matrix.grid().rank());
   std::vector<double> values(static_cast<size_t>(slab.count * matrix.cols()));
   dataset->read_rows(H5T_NATIVE_DOUBLE, slab.first, slab.count, values.data());
+  dataset->verify_checksum(h5::checksum(values.data(), slab.first * matrix.cols(),
+                                        static_cast<std::int64_t>(values.size())));
   from_row_slab(values, layout, indexing, matrix);
+}
+
+namespace {
+template <typename T>
+std::vector<T> read_whole(const h5::File& file, const std::string& name, hid_t memory_type,
+                          h5::Elements elements) {
+  std::optional<h5::Dataset> dataset;
+  run_agreed(file.comm(), [&] {
+    dataset.emplace(file.open_dataset(name));
+    dataset->require(1, elements);
+  });
+  const std::int64_t count = dataset->dims()[0];
+  std::vector<T> values(static_cast<size_t>(count));
+  dataset->read_rows(memory_type, 0, count, values.data());
+  run_agreed(file.comm(),
+             [&] { dataset->verify_whole_checksum(h5::checksum(values.data(), 0, count)); });
+  return values;
+}
+}  // namespace
+
+std::vector<std::int64_t> read_whole_int64(const h5::File& file, const std::string& name) {
+  return read_whole<std::int64_t>(file, name, H5T_NATIVE_INT64, h5::Elements::kInteger);
+}
+
+std::vector<double> read_whole_float64(const h5::File& file, const std::string& name) {
+  return read_whole<double>(file, name, H5T_NATIVE_DOUBLE, h5::Elements::kFloat64);
 }
 
 }  // namespace cdmf

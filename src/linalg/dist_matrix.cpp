@@ -246,10 +246,38 @@ void axpy(double alpha, const DistMatrix& x, DistMatrix& y) {
   }
 }
 
+namespace {
+/// PDGEQRF/PDORGQR leave PBLAS's process-wide row-broadcast topology changed ('D'), and the
+/// topology decides the order in which PDGEMM accumulates. Restoring every topology after a
+/// ScaLAPACK routine keeps products independent of which routines ran before: a restarted run
+/// (no QR at init) must match, bit for bit, the run that was never interrupted.
+class PblasTopologyGuard {
+ public:
+  explicit PblasTopologyGuard(int context) : context_(context) {
+    for (int k = 0; k < 6; ++k) saved_[k] = *PB_Ctop(&context_, kOps[k / 3], kScopes[k % 3], "!");
+  }
+  ~PblasTopologyGuard() {
+    for (int k = 0; k < 6; ++k) {
+      const char top[2] = {saved_[k], '\0'};
+      PB_Ctop(&context_, kOps[k / 3], kScopes[k % 3], top);
+    }
+  }
+  PblasTopologyGuard(const PblasTopologyGuard&) = delete;
+  PblasTopologyGuard& operator=(const PblasTopologyGuard&) = delete;
+
+ private:
+  static constexpr const char* kOps[2] = {"B", "C"};
+  static constexpr const char* kScopes[3] = {"R", "C", "A"};
+  int context_;
+  char saved_[6];
+};
+}  // namespace
+
 void orthonormalize_columns(DistMatrix& a) {
   const int m = static_cast<int>(a.rows()), n = static_cast<int>(a.cols());
   fail_if(m < n, "orthonormalize_columns needs rows >= cols ({}x{})", m, n);
   if (n == 0) return;
+  const PblasTopologyGuard topology(a.grid().blacs_context());
   std::vector<double> tau(static_cast<size_t>(std::max<std::int64_t>(1, a.local_cols())));
   int info = 0, lwork = -1;
   double query = 0.0;
@@ -286,6 +314,7 @@ Svd run_pdgesvd(const DistMatrix& a, bool vectors) {
               std::vector<double>(static_cast<size_t>(k)),
               DistMatrix(a.grid(), vectors ? k : 0, vectors ? n : 0, a.block())};
   if (k == 0) return result;
+  const PblasTopologyGuard topology(a.grid().blacs_context());
   const char job = vectors ? 'V' : 'N';
   int info = 0, lwork = -1;
   double query = 0.0;

@@ -1,6 +1,8 @@
 #include "cdmf/train/trainer.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 
 #include <fmt/core.h>
@@ -16,9 +18,10 @@ MetricsRow make_metrics(const Evaluation& evaluation, double normalization, std:
   row.iteration = iteration;
   row.seconds = seconds;
   row.train_loss = evaluation.train_sse / (2.0 * normalization);
-  row.train_rmse = evaluation.train_count > 0
-                       ? std::sqrt(evaluation.train_sse / static_cast<double>(evaluation.train_count))
-                       : nan;
+  row.train_rmse =
+      evaluation.train_count > 0
+          ? std::sqrt(evaluation.train_sse / static_cast<double>(evaluation.train_count))
+          : nan;
   row.test_loss = evaluation.test_count > 0 ? evaluation.test_sse / (2.0 * normalization) : nan;
   row.test_rmse = evaluation.test_count > 0
                       ? std::sqrt(evaluation.test_sse / static_cast<double>(evaluation.test_count))
@@ -28,33 +31,94 @@ MetricsRow make_metrics(const Evaluation& evaluation, double normalization, std:
   return row;
 }
 
-Trainer::Trainer(TrainerConfig config, RowSink sink, std::function<bool()> stop_requested,
-                 Probe probe)
-    : config_(config), sink_(std::move(sink)), stop_requested_(std::move(stop_requested)),
+Trainer::Trainer(TrainerConfig config, RowSink sink, StopPoll stop_poll, Probe probe)
+    : config_(config),
+      sink_(std::move(sink)),
+      stop_poll_(std::move(stop_poll)),
       probe_(std::move(probe)) {
   fail_if(config.max_iters < 0, "--iters must be non-negative (got {})", config.max_iters);
   fail_if(config.log_every < 1, "--log-every must be positive (got {})", config.log_every);
   fail_if(!(config.tol >= 0.0), "--tol must be non-negative (got {})", config.tol);
+  fail_if(config.checkpoint_every < 0, "--checkpoint-every must be non-negative (got {})",
+          config.checkpoint_every);
+  fail_if(!(config.checkpoint_every_seconds >= 0.0),
+          "--checkpoint-every-seconds must be non-negative (got {})",
+          config.checkpoint_every_seconds);
+  fail_if(!(config.walltime_budget >= 0.0), "the wall-time budget must be non-negative (got {})",
+          config.walltime_budget);
 }
 
 TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
-                         std::int64_t start_iteration, double start_seconds) {
+                         TrainerState start) {
+  fail_if(start.iteration < 0, "cannot start at iteration {}", start.iteration);
+  const MPI_Comm comm = chain.factors.front().grid().comm();
   TrainResult result;
-  const double t0 = MPI_Wtime() - start_seconds;
+  result.history = std::move(start.history);
+  const double run_start = MPI_Wtime();
+  const double t0 = run_start - start.seconds;  // elapsed time continues over restarts
+  double best_test = start.best_test_loss;
+  std::int64_t stale_logs = start.stale_logs;
   std::vector<DistMatrix> gradient;
-  double best_test = std::numeric_limits<double>::infinity();
-  std::int64_t stale_logs = 0;
-  for (std::int64_t t = start_iteration;; ++t) {
+
+  // Checkpoints record the state at the top of an iteration, before its row is logged, so the
+  // continued run logs that row again exactly as the uninterrupted run did.
+  std::int64_t last_checkpoint = start.iteration > 0 ? start.iteration : -1;
+  double last_checkpoint_time = run_start;
+  double slowest_iteration = 0.0, slowest_checkpoint = 0.0;
+  const auto write_checkpoint = [&](std::int64_t t, double best, std::int64_t stale,
+                                    size_t history_rows) {
+    const double begin = MPI_Wtime();
+    TrainerState state{t,
+                       begin - t0,
+                       best,
+                       stale,
+                       {result.history.begin(),
+                        result.history.begin() + static_cast<std::ptrdiff_t>(history_rows)}};
+    checkpoint_(chain, optimizer, state);
+    const double end = MPI_Wtime();
+    slowest_checkpoint = std::max(slowest_checkpoint, end - begin);
+    last_checkpoint_time = end;
+    last_checkpoint = t;
+    return end - begin;
+  };
+  // Decisions taken from clocks or signals differ between ranks: they are agreed (one small
+  // allreduce per iteration) whenever one of them is in use.
+  const bool agree = static_cast<bool>(stop_poll_) || config_.checkpoint_every_seconds > 0.0 ||
+                     config_.walltime_budget > 0.0;
+
+  for (std::int64_t t = start.iteration;; ++t) {
+    const double iteration_begin = MPI_Wtime();
+    const double boundary_best = best_test;
+    const std::int64_t boundary_stale = stale_logs;
+    const size_t boundary_rows = result.history.size();
+    int decision[3] = {0, 0, 0};  // signal number, seconds cadence due, wall time running out
+    if (agree) {
+      decision[0] = stop_poll_ ? stop_poll_() : 0;
+      decision[1] = config_.checkpoint_every_seconds > 0.0 &&
+                    iteration_begin - last_checkpoint_time >= config_.checkpoint_every_seconds;
+      decision[2] = config_.walltime_budget > 0.0 &&
+                    (iteration_begin - run_start) + slowest_iteration + slowest_checkpoint >=
+                        config_.walltime_budget;
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, decision, 3, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
+    }
     // Stopping is decided from the loss at Theta(t), which needs the metrics row when it ends.
     const bool at_limit = t >= config_.max_iters;
-    const bool requested = !at_limit && stop_requested_ && stop_requested_();
-    const bool scheduled_log = (t - start_iteration) % config_.log_every == 0;
+    const bool signalled = !at_limit && decision[0] != 0;
+    const bool out_of_time = !at_limit && !signalled && decision[2] != 0;
+    const bool requested = signalled || out_of_time;
+    double checkpoint_seconds = 0.0;
+    if (checkpoint_ && !at_limit && !requested && t > start.iteration && t != last_checkpoint &&
+        ((config_.checkpoint_every > 0 && t % config_.checkpoint_every == 0) || decision[1] != 0))
+      checkpoint_seconds = write_checkpoint(t, boundary_best, boundary_stale, boundary_rows);
+
+    const bool scheduled_log = t % config_.log_every == 0;
     const bool need_gradient = !at_limit && !requested;
-    Evaluation evaluation =
-        strategy.evaluate(chain, need_gradient ? &gradient : nullptr, scheduled_log || !need_gradient);
+    Evaluation evaluation = strategy.evaluate(chain, need_gradient ? &gradient : nullptr,
+                                              scheduled_log || !need_gradient);
     const double train_loss = evaluation.train_sse / (2.0 * strategy.normalization());
     fail_if(!std::isfinite(train_loss),
-            "training diverged: train loss is {} at iteration {} (try a smaller --lr)", train_loss, t);
+            "training diverged: train loss is {} at iteration {} (try a smaller --lr)", train_loss,
+            t);
     const bool converged = train_loss < config_.tol;
     if (converged && !scheduled_log && need_gradient)  // recompute with the metrics to log them
       evaluation = strategy.evaluate(chain, nullptr, true);
@@ -76,17 +140,21 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
     }
     if (stop) {
       if (result.stop_reason.empty())
-        result.stop_reason = converged ? "converged" : requested ? "requested" : "max_iters";
-      if (result.history.empty() || result.history.back().iteration != t) {
-        result.history.push_back(row);
-        if (sink_) sink_(row);
-      }
+        result.stop_reason = converged     ? "converged"
+                             : signalled   ? "signal"
+                             : out_of_time ? "walltime"
+                                           : "max_iters";
+      result.stop_signal = signalled ? decision[0] : 0;
+      if (checkpoint_ && t != last_checkpoint)
+        write_checkpoint(t, boundary_best, boundary_stale, boundary_rows);
       result.final = row;
       result.iterations = t;
       result.seconds = row.seconds;
       return result;
     }
     optimizer.step(chain, gradient);
+    slowest_iteration =
+        std::max(slowest_iteration, MPI_Wtime() - iteration_begin - checkpoint_seconds);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ struct FactorFileInfo {
   std::string config_json;
   std::vector<FactorShape> shapes;     // W1..WK
   std::vector<double> lr_multipliers;  // W1..WK (1 when the attribute is absent)
+  bool checksums = false;  // every factor has a "checksum" attribute (verified when read)
 };
 
 /// Collective: opens `path`, checks format == "cdmf-checkpoint" and format_version == 1, that
@@ -45,6 +47,13 @@ struct FactorFileInfo {
 /// W_l, WK rows == rows, W1 cols == cols). Errors name the file and the problem: missing file,
 /// not HDF5, wrong format/version, missing or mis-shaped factors, truncated file.
 FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path);
+
+namespace h5 {
+class File;
+}
+/// Independent: the checks of read_factor_file_info on a file that is already open (callers
+/// agree on failure with run_agreed).
+FactorFileInfo inspect_factor_file(const h5::File& file);
 
 /// Collective: reads the factors of `info` into DistMatrices with `block` on `grid`, W1's
 /// columns into the layout's permuted column space and WK's rows into its permuted row
@@ -58,13 +67,26 @@ struct FactorFileMeta {
   std::string config_json = "{}";
 };
 
+class StagedWriter;
+/// More content for a file written by write_factor_file (a checkpoint's groups): `declare`
+/// runs on every rank after the root attributes, /factors and /ids are declared and before any
+/// data is written, and declares its groups, attributes and datasets through the writer.
+/// `bytes` (its data, all ranks together) and `objects` (its groups and datasets) bound what
+/// it adds, for the space the file reserves before writing anything.
+struct FactorFileExtension {
+  std::uint64_t bytes = 0;
+  std::uint64_t objects = 0;
+  std::function<void(StagedWriter& writer)> declare;
+};
+
 /// Collective: writes `chain` as a factor file (root attributes, /factors/W1..WK with the
-/// lr_multiplier attribute, /ids/rows and /ids/cols when the maps are non-empty) to a
-/// temporary name in the same directory, then renames it to `path` once every rank agrees
-/// the write succeeded. A failure leaves `path` untouched and throws Error on every rank.
+/// lr_multiplier attribute, /ids/rows and /ids/cols when the maps are non-empty, and what
+/// `extension` adds) to a temporary name in the same directory, then renames it to `path`
+/// once every rank agrees the write succeeded. Each dataset carries a "checksum" attribute
+/// that readers verify. A failure leaves `path` untouched and throws Error on every rank.
 void write_factor_file(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
                        const Chain& chain, const FactorFileMeta& meta, const IdMap& row_ids = {},
-                       const IdMap& col_ids = {});
+                       const IdMap& col_ids = {}, const FactorFileExtension& extension = {});
 
 /// Collective: the id maps stored in a factor file (empty when absent).
 void read_id_maps(MPI_Comm comm, const std::string& path, IdMap& row_ids, IdMap& col_ids);

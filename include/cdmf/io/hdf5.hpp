@@ -120,6 +120,16 @@ class Dataset {
   /// Collective: reads rows [first, first + count) into `data`, row-major, as `memory_type`.
   void read_rows(hid_t memory_type, std::int64_t first, std::int64_t count, void* data) const;
 
+  /// Collective, before the file's metadata flush: records attribute "checksum", the sum over
+  /// the ranks of `local` (each rank's checksum() of the elements it will write).
+  void set_checksum(std::uint64_t local);
+  /// Collective, after every rank read its part: compares the sum over the ranks of `local`
+  /// with attribute "checksum" ("FILE: NAME is corrupted (checksum mismatch: ...)" on every
+  /// rank). Datasets without the attribute (files of other writers) are not checked.
+  void verify_checksum(std::uint64_t local) const;
+  /// Independent: the same check when this rank read the whole dataset itself.
+  void verify_whole_checksum(std::uint64_t whole) const;
+
  private:
   friend class File;
   Dataset(DatasetId id, MPI_Comm comm, std::string file, std::string name);
@@ -135,16 +145,42 @@ class Dataset {
   std::string type_name_;  // "float64", "int32", "uint16", "string", ... for messages
 };
 
+/// An open group of a File (for its attributes). Independent; must be destroyed before the
+/// File is closed, like every Dataset.
+class Group {
+ public:
+  Attributes attributes() const { return Attributes(id_.get(), comm_, file_, name_); }
+  const std::string& name() const { return name_; }
+
+ private:
+  friend class File;
+  Group(GroupId id, MPI_Comm comm, std::string file, std::string name)
+      : id_(std::move(id)), comm_(comm), file_(std::move(file)), name_(std::move(name)) {}
+  GroupId id_;
+  MPI_Comm comm_;
+  std::string file_;
+  std::string name_;
+};
+
+/// Checksum of `count` 8-byte elements (float64 or int64) that sit at element positions
+/// [first, first + count) of a dataset, row-major: the sum mod 2^64 over the elements of a
+/// mix of (position, bit pattern). Sums of the slabs of all ranks give the dataset's checksum
+/// whatever the split, so each rank hashes only what it writes or reads.
+std::uint64_t checksum(const void* elements, std::int64_t first, std::int64_t count);
+
 /// An HDF5 file opened with MPI-IO (H5Pset_fapl_mpio) on a borrowed communicator, which must
 /// outlive it. Closing is collective: every rank destroys or closes its File together.
 ///
-/// Writers create every dataset and attribute first, flush(), and only then write the data:
-/// HDF5 1.10 cannot recover from a failed H5Fclose (the file id is left dangling and the
-/// library crashes at exit), and with the metadata already on disk a failed data write (a full
-/// disk, a quota) leaves nothing for the close to write.
+/// Writers reserve() the file's space, create every dataset and attribute, flush(), and only
+/// then write the data: HDF5 1.10 cannot recover from a failed H5Fclose (the file id is left
+/// dangling and the library crashes at exit), so nothing after the reservation may fail for
+/// lack of space, and with the metadata already on disk a failed data write leaves nothing
+/// for the close to write.
 class File {
  public:
-  /// Collective: creates `path` for writing (truncating an existing file).
+  /// Collective: creates `path` for writing (truncating an existing file), in the HDF5 1.8
+  /// file format or later, whose metadata (superblock, object headers, indices) carry
+  /// checksums, so a damaged header is detected on open or read.
   static File create(MPI_Comm comm, const std::string& path);
   /// Collective: opens an existing file read-only. Errors: "PATH: no such file",
   /// "PATH: cannot open (not an HDF5 file or truncated)".
@@ -159,14 +195,24 @@ class File {
   bool has(const std::string& name) const;
   /// Independent: the number of links in group `name`.
   std::int64_t group_size(const std::string& name) const;
-  /// Collective: creates group `name` (its parent must exist).
-  void create_group(const std::string& name);
+  /// Collective: creates group `name` (its parent must exist) and returns it open, for its
+  /// attributes.
+  Group create_group(const std::string& name);
+  /// Independent: opens group `name` ("PATH: NAME is missing" when absent).
+  Group open_group(const std::string& name) const;
   /// Collective: creates dataset `name` of element type `file_type` and extent `dims`
   /// (contiguous, never pre-filled: cdmf writes every element).
   Dataset create_dataset(const std::string& name, hid_t file_type,
                          const std::vector<std::int64_t>& dims);
   /// Independent: opens dataset `name` ("PATH: NAME is missing" when absent).
   Dataset open_dataset(const std::string& name) const;
+  /// Collective, right after create(): makes sure the file can grow to `bytes` (an upper
+  /// bound of its final size) before any metadata is written. A full disk, a quota or a
+  /// file-size limit then fails here, with nothing for the close to flush; once metadata is
+  /// dirty, HDF5 1.10 cannot survive a failed flush (its close crashes or, in parallel, hangs).
+  /// Rank 0 allocates the blocks (posix_fallocate); HDF5 truncates the file to its real size
+  /// when it is closed.
+  void reserve(std::uint64_t bytes);
   /// Collective: writes all metadata (and extends the file to its allocated size).
   void flush();
   /// Collective: closes the file, reporting a failed final flush. Every Dataset must be

@@ -7,6 +7,9 @@
 /// row-major. The exchange is one MPI_Alltoallv of values only: sender and receiver both order
 /// the entries of each pair of ranks by (original row, original column), so the position of a
 /// value in the message says where it goes and no indices travel.
+///
+/// Files are read and written as these slabs: each rank transfers its own hyperslab of every
+/// dataset with a collective MPI-IO transfer.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -49,14 +52,18 @@ std::vector<double> to_row_slab(const DistMatrix& matrix, const IndexLayout& lay
 void from_row_slab(const std::vector<double>& slab, const IndexLayout& layout,
                    SlabIndexing indexing, DistMatrix& matrix);
 
-/// Collective over matrix.grid().comm(): writes `matrix` in original order into `dataset`, a
-/// float64 dataset of shape rows x cols in a file opened on that communicator.
-void write_matrix(h5::Dataset& dataset, const DistMatrix& matrix, const IndexLayout& layout,
-                  SlabIndexing indexing);
+// Writing goes through StagedWriter (staged_writer.hpp), which records checksums.
 
 /// Collective: reads 2-D float64 dataset `name` of `file` (opened on matrix.grid().comm())
-/// into `matrix`, whose shape it must have ("FILE: NAME has shape AxB, expected CxD").
+/// into `matrix`, whose shape it must have ("FILE: NAME has shape AxB, expected CxD"), and
+/// verifies the dataset's checksum when it has one.
 void read_matrix(const h5::File& file, const std::string& name, const IndexLayout& layout,
                  SlabIndexing indexing, DistMatrix& matrix);
+
+/// Collective: every rank reads all of 1-D dataset `name` (integers, read as int64), checksum
+/// verified. For the small replicated tables of a checkpoint.
+std::vector<std::int64_t> read_whole_int64(const h5::File& file, const std::string& name);
+/// Collective: the same for a 1-D float64 dataset.
+std::vector<double> read_whole_float64(const h5::File& file, const std::string& name);
 
 }  // namespace cdmf

@@ -34,6 +34,10 @@ void pdgeadd_(const char* trans, const int* m, const int* n, const double* alpha
               const int* ia, const int* ja, const int* desca, const double* beta, double* c,
               const int* ic, const int* jc, const int* descc);
 
+// PBLAS's process-wide BLACS topologies: op 'B' (broadcast) or 'C' (combine), scope 'R', 'C'
+// or 'A', top '!' to read the current one (returns a pointer to it) or the one to set.
+char* PB_Ctop(int* context, const char* op, const char* scope, const char* top);
+
 // ScaLAPACK
 void pdgeqrf_(const int* m, const int* n, double* a, const int* ia, const int* ja, const int* desca,
               double* tau, double* work, const int* lwork, int* info);

@@ -43,8 +43,10 @@ class Optimizer {
   std::int64_t step_count() const { return step_count_; }
   /// Per-factor state: velocities (momentum/nesterov) or first moments (adam).
   std::vector<DistMatrix>& first_moments() { return first_; }
+  const std::vector<DistMatrix>& first_moments() const { return first_; }
   /// Per-factor second moments (adam only).
   std::vector<DistMatrix>& second_moments() { return second_; }
+  const std::vector<DistMatrix>& second_moments() const { return second_; }
   void set_step_count(std::int64_t count) { step_count_ = count; }
 
  private:
