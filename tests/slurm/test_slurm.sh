@@ -240,18 +240,16 @@ chain() {
   done
   # What `#SBATCH --signal=B:USR1@...` sends before the time limit, now.
   scancel --signal=USR1 --batch "$first"
-  if [[ $mode == requeue ]]; then
-    # Slurm holds a requeued job back for about two minutes: let it start at once.
-    for _ in $(seq 400); do
-      if [[ $(squeue -h -j "$first" -o '%T %r' 2> /dev/null) == "PENDING BeginTime" ]]; then
-        scontrol update JobId="$first" StartTime=now
-        break
-      fi
-      sleep 0.1
-    done
-  fi
-  for _ in $(seq 480); do
-    [[ -z $(squeue -h 2> /dev/null) ]] && break
+  # Until the chain is over. Slurm holds a requeued job back for about two minutes
+  # (reason BeginTime, which it shows only once the first run has finished completing, which can
+  # take a while): whenever it does, let the job start at once.
+  for _ in $(seq 600); do
+    local state
+    state=$(squeue -h -o '%i %T %r' 2> /dev/null) || { sleep 0.5; continue; }  # a busy slurmctld
+    [[ -z $state ]] && break
+    if [[ $mode == requeue && $state == *"$first PENDING BeginTime"* ]]; then
+      scontrol update JobId="$first" StartTime=now || true
+    fi
     sleep 0.5
   done
   cat "$run/chain.log"
