@@ -99,11 +99,6 @@ struct RunSetup {
   std::unique_ptr<Strategy> strategy;
 };
 
-/// A grid over every world rank.
-void on_world_grid(const std::function<void(const ProcessGrid&)>& body) {
-  test::on_grid(near_square_shape(test::world_size()), body);
-}
-
 bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 /// Rows equal bit for bit in everything but the clock.
@@ -122,40 +117,6 @@ void expect_same_history(const std::vector<MetricsRow>& a, const std::vector<Met
 
 std::string checkpoint_path(const std::string& dir, std::int64_t iteration) {
   return dir + "/checkpoint-" + std::to_string(iteration) + ".h5";
-}
-
-/// Runs `work` on rank 0 of `comm` only, then waits there.
-void on_root(MPI_Comm comm, const std::function<void()>& work) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  if (rank == 0) work();
-  MPI_Barrier(comm);
-}
-
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-/// Expects `work` to throw Error on every rank of `comm`, the same message everywhere, naming
-/// `file` and containing `phrase`.
-void expect_error(MPI_Comm comm, const std::string& file, const std::string& phrase,
-                  const std::function<void()>& work) {
-  std::string message = "(no error)";
-  try {
-    work();
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  EXPECT_NE(message.find(file), std::string::npos) << message;
-  EXPECT_NE(message.find(phrase), std::string::npos)
-      << "expected '" << phrase << "' in: " << message;
-  int length = static_cast<int>(message.size());
-  MPI_Bcast(&length, 1, MPI_INT, 0, comm);
-  std::string root_message = message;
-  root_message.resize(static_cast<size_t>(length));
-  MPI_Bcast(root_message.data(), length, MPI_CHAR, 0, comm);
-  EXPECT_EQ(message, root_message) << "ranks disagree";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -233,7 +194,7 @@ TEST(Checkpoint, RoundTripRestoresEveryPartBitwise) {
 TEST(Checkpoint, IsAFactorFileThatPlainHdf5Reads) {
   const Problem p = make_problem();
   const std::string path = test::temp_dir("checkpoint_plain") + "/ck.h5";
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     RunSetup s(grid, Model::kNarrow, OptimizerKind::kMomentum, p);
     write_checkpoint(grid, s.layout, path, s.chain, s.optimizer, {}, {});
     // A checkpoint is a valid --init / predict input.
@@ -241,7 +202,7 @@ TEST(Checkpoint, IsAFactorFileThatPlainHdf5Reads) {
     EXPECT_EQ(info.model, "narrow");
     EXPECT_EQ(read_factors(grid, s.layout, info, s.layout.block())[2].local(),
               s.chain.factors[2].local());
-    on_root(grid.comm(), [&] {
+    test::on_root(grid.comm(), [&] {
       const h5::FileId file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
       ASSERT_TRUE(file.valid());
       for (const char* name :
@@ -327,7 +288,7 @@ void expect_bitwise_restart(const ProcessGrid& grid, Model model, OptimizerKind 
 TEST(Restart, ContinuesBitwiseOnTheSameGrid) {
   const Problem p = make_problem();
   const std::string dir = test::temp_dir("restart_bitwise");
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     for (Model model : {Model::kDeep, Model::kNarrow})
       for (OptimizerKind kind :
            {OptimizerKind::kGd, OptimizerKind::kMomentum, OptimizerKind::kAdam})
@@ -397,7 +358,7 @@ TEST(Restart, AnotherGridShapeOnTwoRanksAgreesTo1e10) {
 /// PDGEQRF/PDORGQR leave PBLAS's broadcast topology changed, which changes how later PDGEMMs
 /// accumulate: a restarted process (no QR at init) would drift from the one never stopped.
 TEST(Determinism, ScalapackRoutinesLeavePblasTopologiesAsTheyFoundThem) {
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     int context = grid.blacs_context();
     const auto topologies = [&] {
       std::string all;
@@ -424,7 +385,7 @@ TEST(Determinism, ScalapackRoutinesLeavePblasTopologiesAsTheyFoundThem) {
 
 TEST(Trainer, CheckpointsAtMultiplesOfKAndWhenItStops) {
   const Problem p = make_problem();
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     RunSetup s(grid, Model::kNarrow, OptimizerKind::kGd, p);
     std::vector<TrainerState> states;
     Trainer trainer({60, 0.0, 10, 0, 25}, {});
@@ -456,7 +417,7 @@ TEST(Trainer, CheckpointsAtMultiplesOfKAndWhenItStops) {
 
 TEST(Trainer, SecondsCadenceAndSignalsAreAgreedAcrossRanks) {
   const Problem p = make_problem();
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     RunSetup s(grid, Model::kNarrow, OptimizerKind::kGd, p);
     std::vector<std::int64_t> at;
     TrainerConfig config{100, 0.0, 10, 0};
@@ -480,7 +441,7 @@ TEST(Trainer, SecondsCadenceAndSignalsAreAgreedAcrossRanks) {
 
 TEST(Trainer, WalltimeBudgetStopsAtTheNextBoundaryWithACheckpoint) {
   const Problem p = make_problem();
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     RunSetup s(grid, Model::kNarrow, OptimizerKind::kGd, p);
     TrainerConfig config{1000000, 0.0, 10, 0};
     config.walltime_budget = 0.2;
@@ -558,7 +519,7 @@ TEST(CheckpointDirectory, KeepsTheNewestAndRemovesStaleTemporaries) {
   const std::string dir = test::temp_dir("checkpoint_directory");
   test::write_text_file(dir + "/.checkpoint-0000000007.h5.tmp.Ab12Cd", "half a file");
   test::write_text_file(dir + "/notes.txt", "not ours");
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     const CheckpointDirectory directory(grid.comm(), dir, 2);
     if (grid.is_root())
       EXPECT_EQ(directory.removed_temporaries(),
@@ -575,7 +536,7 @@ TEST(CheckpointDirectory, KeepsTheNewestAndRemovesStaleTemporaries) {
                                         dir + "/checkpoint-0000000300.h5"}));
     EXPECT_TRUE(list_checkpoints(grid.comm(), dir + "/absent").empty());
   });
-  on_root(MPI_COMM_WORLD, [&] { EXPECT_TRUE(fs::exists(dir + "/notes.txt")); });
+  test::on_root(MPI_COMM_WORLD, [&] { EXPECT_TRUE(fs::exists(dir + "/notes.txt")); });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -584,7 +545,7 @@ TEST(CheckpointDirectory, KeepsTheNewestAndRemovesStaleTemporaries) {
 /// An Adam checkpoint at iteration 12 in `dir` on the world grid; returns its path.
 std::string write_good_checkpoint(const std::string& dir, const Problem& p) {
   const std::string path = checkpoint_path(dir, 12);
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     RunSetup s(grid, Model::kDeep, OptimizerKind::kAdam, p);
     Trainer trainer({12, 0.0, 5, 0}, {});
     trainer.set_checkpoint_hook([&](const Chain& c, const Optimizer& o, const TrainerState& state) {
@@ -597,18 +558,9 @@ std::string write_good_checkpoint(const std::string& dir, const Problem& p) {
 
 /// Reads all of checkpoint `path` on the world grid, as a restart does.
 void load_on_world(const std::string& path, const Problem& p) {
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     RunSetup s(grid, Model::kDeep, OptimizerKind::kAdam, p);
     s.restore(grid, path);
-  });
-}
-
-/// Makes `target` a copy of `source` changed by `edit` (rank 0, plain HDF5 or bytes).
-void derive(const std::string& source, const std::string& target,
-            const std::function<void(const std::string&)>& edit) {
-  on_root(MPI_COMM_WORLD, [&] {
-    fs::copy_file(source, target, fs::copy_options::overwrite_existing);
-    edit(target);
   });
 }
 
@@ -635,7 +587,7 @@ TEST(BadCheckpoint, DamagedOrForeignFilesFailOnEveryRankNamingTheFile) {
   const std::string dir = test::temp_dir("checkpoint_bad");
   const std::string good = write_good_checkpoint(dir, p);
   std::string before;
-  on_root(MPI_COMM_WORLD, [&] { before = file_bytes(good); });
+  test::on_root(MPI_COMM_WORLD, [&] { before = test::file_bytes(good); });
 
   struct Case {
     const char* name;
@@ -680,10 +632,10 @@ TEST(BadCheckpoint, DamagedOrForeignFilesFailOnEveryRankNamingTheFile) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     const std::string path = dir + "/" + c.name;
-    derive(good, path, c.edit);
-    expect_error(MPI_COMM_WORLD, path, c.phrase, [&] { load_on_world(path, p); });
+    test::derive_file(good, path, c.edit);
+    test::expect_error(MPI_COMM_WORLD, path, c.phrase, [&] { load_on_world(path, p); });
   }
-  on_root(MPI_COMM_WORLD, [&] { EXPECT_EQ(file_bytes(good), before); });
+  test::on_root(MPI_COMM_WORLD, [&] { EXPECT_EQ(test::file_bytes(good), before); });
   load_on_world(good, p);  // still loads
 }
 
@@ -692,15 +644,15 @@ TEST(BadCheckpoint, UnwritableDirectoryFailsBeforeAnyWork) {
   // Root ignores permission bits: a file in the way and /proc stop even root.
   const std::string in_the_way = dir + "/plain_file";
   test::write_text_file(in_the_way, "x");
-  on_world_grid([&](const ProcessGrid& grid) {
-    expect_error(grid.comm(), in_the_way, "cannot be created",
-                 [&] { CheckpointDirectory(grid.comm(), in_the_way, 3); });
-    expect_error(grid.comm(), in_the_way + "/sub", "cannot be created",
-                 [&] { CheckpointDirectory(grid.comm(), in_the_way + "/sub", 3); });
-    expect_error(grid.comm(), "/proc", "checkpoint directory /proc is not writable",
-                 [&] { CheckpointDirectory(grid.comm(), "/proc", 3); });
-    expect_error(grid.comm(), "--keep-checkpoints", "at least 1",
-                 [&] { CheckpointDirectory(grid.comm(), dir, 0); });
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    test::expect_error(grid.comm(), in_the_way, "cannot be created",
+                       [&] { CheckpointDirectory(grid.comm(), in_the_way, 3); });
+    test::expect_error(grid.comm(), in_the_way + "/sub", "cannot be created",
+                       [&] { CheckpointDirectory(grid.comm(), in_the_way + "/sub", 3); });
+    test::expect_error(grid.comm(), "/proc", "checkpoint directory /proc is not writable",
+                       [&] { CheckpointDirectory(grid.comm(), "/proc", 3); });
+    test::expect_error(grid.comm(), "--keep-checkpoints", "at least 1",
+                       [&] { CheckpointDirectory(grid.comm(), dir, 0); });
   });
 }
 
@@ -710,8 +662,8 @@ TEST(BadCheckpoint, FullDiskFailsTheWriteAndKeepsTheNewestCheckpoint) {
   const std::string good = write_good_checkpoint(dir, p);
   std::string before;
   std::uintmax_t size = 0;
-  on_root(MPI_COMM_WORLD, [&] {
-    before = file_bytes(good);
+  test::on_root(MPI_COMM_WORLD, [&] {
+    before = test::file_bytes(good);
     size = fs::file_size(good);
   });
   MPI_Bcast(&size, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
@@ -722,25 +674,23 @@ TEST(BadCheckpoint, FullDiskFailsTheWriteAndKeepsTheNewestCheckpoint) {
   for (const rlim_t limit : {rlim_t(2048), rlim_t(size / 2), rlim_t(size - 64)}) {
     SCOPED_TRACE("file size limit " + std::to_string(limit));
     const std::string path = checkpoint_path(dir, 24);
-    on_world_grid([&](const ProcessGrid& grid) {
+    test::on_world_grid([&](const ProcessGrid& grid) {
       RunSetup s(grid, Model::kDeep, OptimizerKind::kAdam, p);
       rlimit old{}, small{};
       getrlimit(RLIMIT_FSIZE, &old);
       small = old;
       small.rlim_cur = limit;
       setrlimit(RLIMIT_FSIZE, &small);
-      expect_error(grid.comm(), path, "not written", [&] {
+      test::expect_error(grid.comm(), path, "not written", [&] {
         write_checkpoint(grid, s.layout, path, s.chain, s.optimizer, {24, 0.0, 0.0, 0, {}}, {});
       });
       setrlimit(RLIMIT_FSIZE, &old);
     });
-    on_root(MPI_COMM_WORLD, [&] {
+    test::on_root(MPI_COMM_WORLD, [&] {
       EXPECT_FALSE(fs::exists(path));
-      std::vector<std::string> names;
-      for (const auto& entry : fs::directory_iterator(dir))
-        names.push_back(entry.path().filename());
-      EXPECT_EQ(names, std::vector<std::string>{"checkpoint-12.h5"}) << "a temporary was left";
-      EXPECT_EQ(file_bytes(good), before);
+      EXPECT_EQ(test::file_names_in(dir), std::vector<std::string>{"checkpoint-12.h5"})
+          << "a temporary was left";
+      EXPECT_EQ(test::file_bytes(good), before);
     });
   }
   load_on_world(good, p);

@@ -24,11 +24,6 @@ namespace fs = std::filesystem;
 
 constexpr std::int64_t kRows = 13, kCols = 11, kWidth = 7;
 
-/// A grid over every world rank.
-void on_world_grid(const std::function<void(const ProcessGrid&)>& body) {
-  test::on_grid(near_square_shape(test::world_size()), body);
-}
-
 /// The full matrix in original order (column-major) on grid rank 0, empty elsewhere.
 std::vector<double> gather_original(const DistMatrix& matrix, const IndexLayout& layout,
                                     SlabIndexing indexing) {
@@ -41,36 +36,6 @@ std::vector<double> gather_original(const DistMatrix& matrix, const IndexLayout&
       original[original_index(layout, indexing.rows, i) +
                original_index(layout, indexing.cols, j) * m] = stored[i + j * m];
   return original;
-}
-
-/// Runs `work` on rank 0 of `comm` only, then waits there.
-void on_root(MPI_Comm comm, const std::function<void()>& work) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  if (rank == 0) work();
-  MPI_Barrier(comm);
-}
-
-/// Expects `work` to throw Error on every rank of `comm`, with the same message everywhere,
-/// naming `file` and containing `phrase`.
-void expect_error(MPI_Comm comm, const std::string& file, const std::string& phrase,
-                  const std::function<void()>& work) {
-  std::string message = "(no error)";
-  try {
-    work();
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  EXPECT_NE(message.find(file), std::string::npos) << message;
-  EXPECT_NE(message.find(phrase), std::string::npos)
-      << "expected '" << phrase << "' in: " << message;
-  int rank = 0, length = static_cast<int>(message.size());
-  MPI_Comm_rank(comm, &rank);
-  MPI_Bcast(&length, 1, MPI_INT, 0, comm);
-  std::string root_message = message;
-  root_message.resize(static_cast<size_t>(length));
-  MPI_Bcast(root_message.data(), length, MPI_CHAR, 0, comm);
-  EXPECT_EQ(message, root_message) << "rank " << rank << " disagrees with rank 0";
 }
 
 /// A file opened with plain serial HDF5 (no MPI-IO), to inspect what was written and to
@@ -148,19 +113,6 @@ std::vector<double> to_row_major(const std::vector<double>& a, std::int64_t m, s
   return b;
 }
 
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-/// Entries of `directory` other than `keep` (temporaries left behind would show up here).
-std::vector<std::string> other_entries(const std::string& directory, const std::string& keep) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(directory))
-    if (entry.path().filename() != keep) names.push_back(entry.path().filename().string());
-  return names;
-}
-
 /// A deep chain of the given depth on `grid`, with distinct lr multipliers.
 Chain test_chain(const ProcessGrid& grid, const IndexLayout& layout, int depth,
                  std::int64_t width = kWidth, std::uint64_t seed = 9) {
@@ -173,7 +125,7 @@ Chain test_chain(const ProcessGrid& grid, const IndexLayout& layout, int depth,
 /// Writes test_chain(depth) on the world grid to `path` with a permuted layout.
 void write_world_chain(const std::string& path, int depth, const IdMap& row_ids = {},
                        const IdMap& col_ids = {}) {
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     const IndexLayout layout(kRows, kCols, 3, 5);
     write_factor_file(grid, layout, path, test_chain(grid, layout, depth), {42, R"({"lr": 5000})"},
                       row_ids, col_ids);
@@ -281,7 +233,8 @@ TEST(FactorFile, RootAttributesAndShapes) {
   EXPECT_EQ(info.shapes[2].cols, kWidth);
   EXPECT_EQ(info.lr_multipliers, (std::vector<double>{0.25, 0.5, 0.75}));
   // Nothing but the file itself is left in the directory.
-  on_root(MPI_COMM_WORLD, [&] { EXPECT_TRUE(other_entries(dir, "chain.h5").empty()); });
+  test::on_root(MPI_COMM_WORLD,
+                [&] { EXPECT_EQ(test::file_names_in(dir), std::vector<std::string>{"chain.h5"}); });
 }
 
 TEST(FactorFile, DatasetsHoldOriginalOrderAsPlainHdf5SeesThem) {
@@ -289,14 +242,14 @@ TEST(FactorFile, DatasetsHoldOriginalOrderAsPlainHdf5SeesThem) {
   IdMap row_ids, col_ids;
   for (std::int64_t i = 0; i < kRows; ++i) row_ids.ids.push_back(100 + 3 * i);
   for (std::int64_t j = 0; j < kCols; ++j) col_ids.ids.push_back(7 + j * j);
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     const IndexLayout layout(kRows, kCols, 3, 5);
     const Chain chain = test_chain(grid, layout, 3);
     write_factor_file(grid, layout, path, chain, {42, "{}"}, row_ids, col_ids);
     std::vector<std::vector<double>> expected;
     for (int l = 0; l < 3; ++l)
       expected.push_back(gather_original(chain.factors[l], layout, factor_indexing(l, 3)));
-    on_root(grid.comm(), [&] {
+    test::on_root(grid.comm(), [&] {
       const SerialFile file = SerialFile::open(path);
       for (int l = 0; l < 3; ++l) {
         const std::string name = "/factors/W" + std::to_string(l + 1);
@@ -358,97 +311,100 @@ TEST(FactorFile, BadFilesFailOnEveryRankNamingTheFile) {
   // A copy of the good file, edited serially on rank 0.
   const auto edited = [&](const std::string& name, const std::function<void(SerialFile&)>& edit) {
     const std::string path = dir + "/" + name;
-    on_root(MPI_COMM_WORLD, [&] {
-      fs::copy_file(good, path, fs::copy_options::overwrite_existing);
-      SerialFile file = SerialFile::open(path, true);
+    test::derive_file(good, path, [&](const std::string& copy) {
+      SerialFile file = SerialFile::open(copy, true);
       edit(file);
     });
     return path;
   };
 
   const std::string missing = dir + "/missing.h5";
-  expect_error(MPI_COMM_WORLD, missing, "no such file", info_of(missing));
+  test::expect_error(MPI_COMM_WORLD, missing, "no such file", info_of(missing));
 
   const std::string text = dir + "/text.h5";
   test::write_text_file(text, "0\t1\t2.5\n3\t4\t5.0\n");
-  expect_error(MPI_COMM_WORLD, text, "cannot open (not an HDF5 file or truncated)", info_of(text));
+  test::expect_error(MPI_COMM_WORLD, text, "cannot open (not an HDF5 file or truncated)",
+                     info_of(text));
 
   const std::string truncated = dir + "/truncated.h5";
-  on_root(MPI_COMM_WORLD, [&] {
+  test::on_root(MPI_COMM_WORLD, [&] {
     fs::copy_file(good, truncated);
     fs::resize_file(truncated, fs::file_size(good) / 2);
   });
-  expect_error(MPI_COMM_WORLD, truncated, "cannot open (not an HDF5 file or truncated)",
-               info_of(truncated));
+  test::expect_error(MPI_COMM_WORLD, truncated, "cannot open (not an HDF5 file or truncated)",
+                     info_of(truncated));
 
   const std::string no_format =
       edited("no_format.h5", [](SerialFile& f) { f.remove_attribute("format"); });
-  expect_error(MPI_COMM_WORLD, no_format, "not a cdmf checkpoint (attribute 'format' is missing)",
-               info_of(no_format));
+  test::expect_error(MPI_COMM_WORLD, no_format,
+                     "not a cdmf checkpoint (attribute 'format' is missing)", info_of(no_format));
 
   const std::string other_format = edited(
       "other_format.h5", [](SerialFile& f) { f.set_string_attribute("format", "other-tool"); });
-  expect_error(MPI_COMM_WORLD, other_format, "not a cdmf checkpoint (format is 'other-tool'",
-               info_of(other_format));
+  test::expect_error(MPI_COMM_WORLD, other_format, "not a cdmf checkpoint (format is 'other-tool'",
+                     info_of(other_format));
 
   const std::string version_2 =
       edited("version_2.h5", [](SerialFile& f) { f.set_int_attribute("format_version", 2); });
-  expect_error(MPI_COMM_WORLD, version_2,
-               "format_version 2 is not supported (this cdmf reads version 1)", info_of(version_2));
+  test::expect_error(MPI_COMM_WORLD, version_2,
+                     "format_version 2 is not supported (this cdmf reads version 1)",
+                     info_of(version_2));
 
   const std::string string_rows =
       edited("string_rows.h5", [](SerialFile& f) { f.set_string_attribute("rows", "13"); });
-  expect_error(MPI_COMM_WORLD, string_rows, "attribute 'rows' is not an integer",
-               info_of(string_rows));
+  test::expect_error(MPI_COMM_WORLD, string_rows, "attribute 'rows' is not an integer",
+                     info_of(string_rows));
 
   const std::string unknown_model =
       edited("unknown_model.h5", [](SerialFile& f) { f.set_string_attribute("model", "huge"); });
-  expect_error(MPI_COMM_WORLD, unknown_model, "unknown model 'huge'", info_of(unknown_model));
+  test::expect_error(MPI_COMM_WORLD, unknown_model, "unknown model 'huge'", info_of(unknown_model));
 
   const std::string misshaped = edited("misshaped.h5", [](SerialFile& f) {
     f.remove("/factors/W2");
     f.write_doubles("/factors/W2", {5, 6}, std::vector<double>(30, 1.0));
   });
-  expect_error(MPI_COMM_WORLD, misshaped, "/factors/W2 has shape 5x6 but W1 has 7 rows",
-               info_of(misshaped));
+  test::expect_error(MPI_COMM_WORLD, misshaped, "/factors/W2 has shape 5x6 but W1 has 7 rows",
+                     info_of(misshaped));
 
   const std::string wrong_rows =
       edited("wrong_rows.h5", [](SerialFile& f) { f.set_int_attribute("rows", 14); });
-  expect_error(MPI_COMM_WORLD, wrong_rows, "/factors/W3 has shape 13x7 but the file has rows = 14",
-               info_of(wrong_rows));
+  test::expect_error(MPI_COMM_WORLD, wrong_rows,
+                     "/factors/W3 has shape 13x7 but the file has rows = 14", info_of(wrong_rows));
 
   const std::string missing_factor =
       edited("missing_factor.h5", [](SerialFile& f) { f.remove("/factors/W3"); });
-  expect_error(MPI_COMM_WORLD, missing_factor, "/factors/W3 is missing (depth is 3)",
-               info_of(missing_factor));
+  test::expect_error(MPI_COMM_WORLD, missing_factor, "/factors/W3 is missing (depth is 3)",
+                     info_of(missing_factor));
 
   const std::string extra_factor = edited("extra_factor.h5", [](SerialFile& f) {
     f.write_doubles("/factors/W4", {2, 13}, std::vector<double>(26, 1.0));
   });
-  expect_error(MPI_COMM_WORLD, extra_factor, "/factors holds 4 datasets but depth is 3",
-               info_of(extra_factor));
+  test::expect_error(MPI_COMM_WORLD, extra_factor, "/factors holds 4 datasets but depth is 3",
+                     info_of(extra_factor));
 
   const std::string integer_factor = edited("integer_factor.h5", [](SerialFile& f) {
     f.remove("/factors/W1");
     const std::vector<int> zeros(kWidth * kCols, 0);
     f.write("/factors/W1", H5T_STD_I32LE, H5T_NATIVE_INT, {kWidth, kCols}, zeros.data());
   });
-  expect_error(MPI_COMM_WORLD, integer_factor,
-               "/factors/W1 has element type int32, expected float64", info_of(integer_factor));
+  test::expect_error(MPI_COMM_WORLD, integer_factor,
+                     "/factors/W1 has element type int32, expected float64",
+                     info_of(integer_factor));
 
   const std::string vector_factor = edited("vector_factor.h5", [](SerialFile& f) {
     f.remove("/factors/W2");
     f.write_doubles("/factors/W2", {kWidth * kWidth}, std::vector<double>(kWidth * kWidth, 1.0));
   });
-  expect_error(MPI_COMM_WORLD, vector_factor, "/factors/W2 is not 2-D (shape 49)",
-               info_of(vector_factor));
+  test::expect_error(MPI_COMM_WORLD, vector_factor, "/factors/W2 is not 2-D (shape 49)",
+                     info_of(vector_factor));
 
   // A good file read for another problem size.
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     const FactorFileInfo info = read_factor_file_info(grid.comm(), good);
     const IndexLayout layout(kRows + 1, kCols, 3, 5);
-    expect_error(grid.comm(), good, "the factors are for a 13x11 matrix but the problem is 14x11",
-                 [&] { read_factors(grid, layout, info, 3); });
+    test::expect_error(grid.comm(), good,
+                       "the factors are for a 13x11 matrix but the problem is 14x11",
+                       [&] { read_factors(grid, layout, info, 3); });
   });
 }
 
@@ -457,13 +413,13 @@ TEST(FactorFile, UnwritableDirectoryFailsOnEveryRank) {
   // Root ignores permission bits: a directory that is a regular file stops even root.
   const std::string not_a_directory = dir + "/plain_file";
   test::write_text_file(not_a_directory, "x");
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     const IndexLayout layout(kRows, kCols, 3, 5);
     const Chain chain = test_chain(grid, layout, 2);
     for (const std::string& parent : {not_a_directory, std::string("/proc"), dir + "/absent"}) {
       const std::string path = parent + "/chain.h5";
-      expect_error(grid.comm(), path, "directory " + parent + " is not writable",
-                   [&] { write_factor_file(grid, layout, path, chain, {}); });
+      test::expect_error(grid.comm(), path, "directory " + parent + " is not writable",
+                         [&] { write_factor_file(grid, layout, path, chain, {}); });
     }
   });
 }
@@ -473,31 +429,31 @@ TEST(FactorFile, FailedWriteLeavesTheExistingFileIntact) {
   const std::string path = dir + "/chain.h5";
   write_world_chain(path, 3);
   std::string before;
-  on_root(MPI_COMM_WORLD, [&] { before = file_bytes(path); });
+  test::on_root(MPI_COMM_WORLD, [&] { before = test::file_bytes(path); });
 
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     const IndexLayout layout(kRows, kCols, 3, 5);
     const Chain other = test_chain(grid, layout, 3, kWidth, 21);
 
     // The write fails halfway, after the factors are in the temporary: every rank throws.
     IdMap descending{{5, 4, 3}};
-    expect_error(grid.comm(), path, "not written: row ids are not strictly ascending (position 2)",
-                 [&] {
-                   write_factor_file(grid, layout, path, other, {7, "{}"}, descending);
-                 });
+    test::expect_error(grid.comm(), path,
+                       "not written: row ids are not strictly ascending (position 2)", [&] {
+                         write_factor_file(grid, layout, path, other, {7, "{}"}, descending);
+                       });
 
     // The rename fails (a directory is in the way): every rank throws.
     const std::string blocked = dir + "/blocked";
-    on_root(grid.comm(), [&] { fs::create_directories(blocked + "/inside"); });
-    expect_error(grid.comm(), blocked, "cannot rename the temporary file",
-                 [&] { write_factor_file(grid, layout, blocked, other, {}); });
-    on_root(grid.comm(), [&] { fs::remove_all(blocked); });
+    test::on_root(grid.comm(), [&] { fs::create_directories(blocked + "/inside"); });
+    test::expect_error(grid.comm(), blocked, "cannot rename the temporary file",
+                       [&] { write_factor_file(grid, layout, blocked, other, {}); });
+    test::on_root(grid.comm(), [&] { fs::remove_all(blocked); });
   });
 
   // The old file is untouched and still reads; no temporary is left behind.
-  on_root(MPI_COMM_WORLD, [&] {
-    EXPECT_EQ(file_bytes(path), before);
-    EXPECT_TRUE(other_entries(dir, "chain.h5").empty());
+  test::on_root(MPI_COMM_WORLD, [&] {
+    EXPECT_EQ(test::file_bytes(path), before);
+    EXPECT_EQ(test::file_names_in(dir), std::vector<std::string>{"chain.h5"});
   });
   EXPECT_EQ(read_factor_file_info(MPI_COMM_WORLD, path).iteration, 42);
 }
@@ -520,7 +476,7 @@ TEST(TruthFile, FactorsRoundTripOnEveryGridAndGiveUVt) {
     for (std::int64_t i = 0; i < m; ++i)
       for (std::int64_t k = 0; k < r; ++k) product[i + j * m] += u[i + k * m] * v[j + k * n];
 
-  on_root(MPI_COMM_WORLD, [&] {
+  test::on_root(MPI_COMM_WORLD, [&] {
     const SerialFile file = SerialFile::open(path);
     std::vector<hsize_t> dims;
     EXPECT_EQ(file.read<double>("/U", H5T_NATIVE_DOUBLE, dims), to_row_major(u, m, r));
@@ -554,7 +510,7 @@ TEST(TruthFile, DenseMatrixIsReadIntoPermutedSpace) {
   const std::string path = test::temp_dir("io_truth_matrix") + "/truth.h5";
   std::vector<double> phi(m * n);  // row-major in the file
   for (std::int64_t k = 0; k < m * n; ++k) phi[k] = 0.5 * k;
-  on_root(MPI_COMM_WORLD, [&] {
+  test::on_root(MPI_COMM_WORLD, [&] {
     SerialFile file = SerialFile::create(path);
     file.write_doubles("/matrix", {hsize_t(m), hsize_t(n)}, phi);
   });
@@ -581,23 +537,23 @@ TEST(TruthFile, BadTruthFilesFailOnEveryRank) {
       test::world_rank() == 0 ? std::vector<double>(8 * 2, 1.0) : std::vector<double>();
   write_truth_factors(MPI_COMM_WORLD, good, 9, 8, 2, u, v);
   const std::string only_u = dir + "/only_u.h5", empty = dir + "/empty.h5";
-  on_root(MPI_COMM_WORLD, [&] {
+  test::on_root(MPI_COMM_WORLD, [&] {
     SerialFile::create(only_u).write_doubles("/U", {9, 2}, std::vector<double>(18, 1.0));
     SerialFile::create(empty).write_doubles("/other", {1}, {1.0});
   });
-  expect_error(MPI_COMM_WORLD, dir + "/not_written.h5", "expected 27 and 24", [&] {
+  test::expect_error(MPI_COMM_WORLD, dir + "/not_written.h5", "expected 27 and 24", [&] {
     write_truth_factors(MPI_COMM_WORLD, dir + "/not_written.h5", 9, 8, 3, u, v);
   });
-  on_world_grid([&](const ProcessGrid& grid) {
+  test::on_world_grid([&](const ProcessGrid& grid) {
     const IndexLayout layout(9, 8, 2, 1), taller(10, 8, 2, 1);
-    expect_error(grid.comm(), dir + "/absent.h5", "no such file",
-                 [&] { read_truth(grid, layout, dir + "/absent.h5", 2); });
-    expect_error(grid.comm(), only_u, "has /U but no /V",
-                 [&] { read_truth(grid, layout, only_u, 2); });
-    expect_error(grid.comm(), empty, "not a truth file",
-                 [&] { read_truth(grid, layout, empty, 2); });
-    expect_error(grid.comm(), good, "/U has shape 9x2 but the problem has 10 rows",
-                 [&] { read_truth(grid, taller, good, 2); });
+    test::expect_error(grid.comm(), dir + "/absent.h5", "no such file",
+                       [&] { read_truth(grid, layout, dir + "/absent.h5", 2); });
+    test::expect_error(grid.comm(), only_u, "has /U but no /V",
+                       [&] { read_truth(grid, layout, only_u, 2); });
+    test::expect_error(grid.comm(), empty, "not a truth file",
+                       [&] { read_truth(grid, layout, empty, 2); });
+    test::expect_error(grid.comm(), good, "/U has shape 9x2 but the problem has 10 rows",
+                       [&] { read_truth(grid, taller, good, 2); });
   });
 }
 
@@ -606,7 +562,7 @@ TEST(TruthFile, BadTruthFilesFailOnEveryRank) {
 /// Writes observation datasets serially: /rows as int32, /cols as uint16, /values float64.
 void write_entries_file(const std::string& path, const std::vector<int>& rows,
                         const std::vector<std::uint16_t>& cols, const std::vector<double>& values) {
-  on_root(MPI_COMM_WORLD, [&] {
+  test::on_root(MPI_COMM_WORLD, [&] {
     SerialFile file = SerialFile::create(path);
     file.write("/rows", H5T_STD_I32LE, H5T_NATIVE_INT, {rows.size()}, rows.data());
     file.write("/cols", H5T_STD_U16LE, H5T_NATIVE_USHORT, {cols.size()}, cols.data());
@@ -656,53 +612,56 @@ TEST(Hdf5Entries, BadEntryFilesFailOnEveryRankNamingFileAndPosition) {
   };
 
   const std::string absent = dir + "/absent.h5";
-  expect_error(MPI_COMM_WORLD, absent, "no such file", read(absent, 0));
+  test::expect_error(MPI_COMM_WORLD, absent, "no such file", read(absent, 0));
 
   const std::string text = dir + "/text.h5";
   test::write_text_file(text, "1 2 3\n");
-  expect_error(MPI_COMM_WORLD, text, "not an HDF5 file", read(text, 0));
+  test::expect_error(MPI_COMM_WORLD, text, "not an HDF5 file", read(text, 0));
 
   const std::string no_values = dir + "/no_values.h5";
-  on_root(MPI_COMM_WORLD, [&] {
+  test::on_root(MPI_COMM_WORLD, [&] {
     SerialFile file = SerialFile::create(no_values);
     file.write("/rows", H5T_STD_I32LE, H5T_NATIVE_INT, {rows.size()}, rows.data());
     file.write("/cols", H5T_STD_U16LE, H5T_NATIVE_USHORT, {cols.size()}, cols.data());
   });
-  expect_error(MPI_COMM_WORLD, no_values, "dataset /values is missing", read(no_values, 0));
+  test::expect_error(MPI_COMM_WORLD, no_values, "dataset /values is missing", read(no_values, 0));
 
   const std::string unequal = dir + "/unequal.h5";
   write_entries_file(unequal, rows, cols, std::vector<double>(9, 1.0));
-  expect_error(MPI_COMM_WORLD, unequal, "have different lengths (10, 10, 9)", read(unequal, 0));
+  test::expect_error(MPI_COMM_WORLD, unequal, "have different lengths (10, 10, 9)",
+                     read(unequal, 0));
 
   const std::string float_rows = dir + "/float_rows.h5";
-  on_root(MPI_COMM_WORLD, [&] {
+  test::on_root(MPI_COMM_WORLD, [&] {
     SerialFile file = SerialFile::create(float_rows);
     file.write_doubles("/rows", {10}, values);
     file.write_doubles("/cols", {10}, values);
     file.write_doubles("/values", {10}, values);
   });
-  expect_error(MPI_COMM_WORLD, float_rows, "/rows has element type float64, expected integers",
-               read(float_rows, 0));
+  test::expect_error(MPI_COMM_WORLD, float_rows,
+                     "/rows has element type float64, expected integers", read(float_rows, 0));
 
   // Late positions live on the last ranks: the message still names the first bad one.
   std::vector<int> low_rows = rows;
   low_rows[8] = 0;
   const std::string below_base = dir + "/below_base.h5";
   write_entries_file(below_base, low_rows, cols, values);
-  expect_error(MPI_COMM_WORLD, below_base + ":9: row index 0 is below the index base 1", "",
-               read(below_base, 1));
+  test::expect_error(MPI_COMM_WORLD, below_base + ":9: row index 0 is below the index base 1", "",
+                     read(below_base, 1));
   std::vector<int> negative_rows = rows;
   negative_rows[9] = -4;
   const std::string negative = dir + "/negative.h5";
   write_entries_file(negative, negative_rows, cols, values);
-  expect_error(MPI_COMM_WORLD, negative + ":10: row index -4 is negative", "", read(negative, 0));
+  test::expect_error(MPI_COMM_WORLD, negative + ":10: row index -4 is negative", "",
+                     read(negative, 0));
 
   std::vector<double> bad_values = values;
   bad_values[6] = NAN;
   bad_values[9] = INFINITY;
   const std::string not_finite = dir + "/not_finite.h5";
   write_entries_file(not_finite, rows, cols, bad_values);
-  expect_error(MPI_COMM_WORLD, not_finite + ":7: value nan is not finite", "", read(not_finite, 1));
+  test::expect_error(MPI_COMM_WORLD, not_finite + ":7: value nan is not finite", "",
+                     read(not_finite, 1));
 }
 
 }  // namespace

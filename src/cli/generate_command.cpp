@@ -5,12 +5,26 @@
 #include <fmt/core.h>
 
 #include "cdmf/core/agree.hpp"
+#include "cdmf/core/error.hpp"
 #include "cdmf/data/readers.hpp"
 #include "cdmf/data/synthetic.hpp"
 #include "cdmf/io/factor_file.hpp"
 #include "commands.hpp"
 
 namespace cdmf::cli {
+
+namespace {
+/// Creates the --out directory (and its parents) when missing.
+void create_out_directory(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code code;
+  fail_if(fs::exists(path, code) && !fs::is_directory(path, code),
+          "--out {}: a file of that name is in the way (a directory is needed)", path);
+  fs::create_directories(path, code);
+  fail_if(static_cast<bool>(code), "--out {}: cannot create the directory ({})", path,
+          code.message());
+}
+}  // namespace
 
 Command add_generate_command(CLI::App& app) {
   auto spec = std::make_shared<SyntheticSpec>();
@@ -28,8 +42,10 @@ Command add_generate_command(CLI::App& app) {
   sub->add_option("--out", *out_dir, "output directory")->required();
   return {sub, [spec, out_dir] {
             ProcessGrid grid(MPI_COMM_WORLD);
+            // Every option is checked before --out is created: a bad one leaves nothing behind.
+            validate_synthetic_spec(*spec, grid);
             run_agreed(grid.comm(), [&] {
-              if (grid.is_root()) std::filesystem::create_directories(*out_dir);
+              if (grid.is_root()) create_out_directory(*out_dir);
             });
             const SyntheticProblem problem = make_synthetic_problem(grid, *spec);
             const std::string dir = *out_dir;

@@ -6,6 +6,7 @@
 #include "cdmf/core/agree.hpp"
 #include "cdmf/data/readers.hpp"
 #include "cdmf/io/factor_file.hpp"
+#include "cdmf/io/output_files.hpp"
 #include "cdmf/model/chain.hpp"
 #include "commands.hpp"
 
@@ -19,6 +20,7 @@ struct PredictOptions {
 
 void run_predict(const PredictOptions& o) {
   ProcessGrid grid(MPI_COMM_WORLD);
+  check_output_files(grid.comm(), {{"--out", o.out}});  // before the model is read
   const FactorFileInfo info = read_factor_file_info(grid.comm(), o.checkpoint);
   const int block = choose_block_size(info.rows, info.cols, grid);
   // Files hold original order, so no permutation is needed here.

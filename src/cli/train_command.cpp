@@ -16,6 +16,7 @@
 #include "cdmf/data/readers.hpp"
 #include "cdmf/io/checkpoint.hpp"
 #include "cdmf/io/factor_file.hpp"
+#include "cdmf/io/output_files.hpp"
 #include "cdmf/io/run_outputs.hpp"
 #include "cdmf/model/chain.hpp"
 #include "cdmf/model/compression.hpp"
@@ -308,7 +309,9 @@ int run_train(const TrainOptions& o) {
     fmt::print("cdmf {} train on {} ranks (grid {})\nconfiguration: {}\n", CDMF_VERSION,
                grid.size(), grid_text, config.dump());
 
-  // The checkpoint directory is checked before any work, so a bad one fails at once.
+  // The checkpoint directory and the output paths are checked before any work: a typo fails
+  // at once, not after the run. The directory first, since it creates itself and outputs may
+  // go into it.
   std::optional<CheckpointDirectory> checkpoints;
   if (!o.checkpoint_dir.empty()) {
     checkpoints.emplace(grid.comm(), o.checkpoint_dir, o.keep_checkpoints);
@@ -316,6 +319,8 @@ int run_train(const TrainOptions& o) {
       for (const std::string& path : checkpoints->removed_temporaries())
         fmt::print("checkpoint: removed {}, the temporary of an interrupted write\n", path);
   }
+  check_output_files(grid.comm(),
+                     {{"--output", o.output}, {"--metrics", o.metrics}, {"--summary", o.summary}});
 
   ReadOptions read_options{parse_data_format(o.format), o.index_base};
   const LoadedData data = read_data(grid.comm(), o.data, o.test, read_options);

@@ -12,8 +12,7 @@
 
 namespace cdmf {
 
-namespace {
-void validate(const SyntheticSpec& spec) {
+void validate_synthetic_spec(const SyntheticSpec& spec, const ProcessGrid& grid) {
   fail_if(spec.rows < 1 || spec.cols < 1, "--rows and --cols must be positive (got {} x {})",
           spec.rows, spec.cols);
   fail_if(spec.rank < 1 || spec.rank > std::min(spec.rows, spec.cols),
@@ -26,8 +25,10 @@ void validate(const SyntheticSpec& spec) {
           1.0 - spec.observed);
   fail_if(std::llround(spec.observed * static_cast<double>(spec.rows * spec.cols)) < 1,
           "--observed {} selects no entry of a {} x {} matrix", spec.observed, spec.rows, spec.cols);
+  choose_block_size(spec.rows, spec.cols, grid);  // throws when the grid is too large
 }
 
+namespace {
 EntryList entries_of(const std::vector<std::int64_t>& linear, std::int64_t cols,
                      const std::vector<double>& u, const std::vector<double>& v,
                      std::int64_t rows, std::int64_t rank, const char* name) {
@@ -47,7 +48,7 @@ EntryList entries_of(const std::vector<std::int64_t>& linear, std::int64_t cols,
 }  // namespace
 
 SyntheticProblem make_synthetic_problem(const ProcessGrid& grid, const SyntheticSpec& spec) {
-  validate(spec);
+  validate_synthetic_spec(spec, grid);
   const std::int64_t m = spec.rows, n = spec.cols, r = spec.rank;
   // The Gaussian and its SVD in original order (no permutation).
   IndexLayout layout(m, n, choose_block_size(m, n, grid), spec.seed, /*permute=*/false);

@@ -1,10 +1,8 @@
 #include "cdmf/io/checkpoint.hpp"
 
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +16,7 @@
 #include "cdmf/core/error.hpp"
 #include "cdmf/io/hash.hpp"
 #include "cdmf/io/hdf5.hpp"
+#include "cdmf/io/output_files.hpp"
 #include "cdmf/io/slab_exchange.hpp"
 #include "cdmf/io/staged_writer.hpp"
 
@@ -499,16 +498,8 @@ CheckpointDirectory::CheckpointDirectory(MPI_Comm comm, std::string directory, i
     if (code || !fs::is_directory(directory_)) {
       message = fmt::format("checkpoint directory {} cannot be created ({})", directory_,
                             code ? code.message() : "a file of that name is in the way");
-    } else {
-      std::string probe = (fs::path(directory_) / ".cdmf-write-test.XXXXXX").string();
-      const int fd = ::mkstemp(probe.data());
-      if (fd < 0) {
-        message = fmt::format("checkpoint directory {} is not writable ({})", directory_,
-                              std::strerror(errno));
-      } else {
-        ::close(fd);
-        ::unlink(probe.c_str());
-      }
+    } else if (const std::string problem = directory_write_problem(directory_); !problem.empty()) {
+      message = fmt::format("checkpoint directory {} is not writable ({})", directory_, problem);
     }
     if (message.empty())
       for (fs::directory_iterator it(directory_, code), end; !code && it != end;

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# Helpers for the bash tests of the cdmf executable (sourced by test_restart.sh and
-# tests/slurm/test_slurm.sh; test_cli.sh keeps its own copy of the same conventions):
-# each check runs in a subshell with errexit, prints PASS/FAIL with its time, and the script
-# ends with "N passed, M failed". Expects CDMF, MPIEXEC, PREFLAGS (array) and WORK to be set.
+# Helpers for the bash tests of the cdmf executable (sourced by test_cli.sh, test_restart.sh
+# and tests/slurm/test_slurm.sh): each check runs in a subshell with errexit, prints PASS/FAIL
+# with its time, and the script ends with "N passed, M failed". Expects CDMF, MPIEXEC,
+# PREFLAGS (array) and WORK to be set before it is sourced; sets PYTHON when unset.
 
 PASSED=0
 FAILED=0

@@ -11,7 +11,8 @@
 # end_to_end: generate -> train (deep) -> cross-grid agreement -> predict -> inspect -> --init
 #             restart -> MovieLens ids -> config file.
 # bad_input:  each bad input gives a non-zero exit, exactly one "cdmf: error:" line naming the
-#             file (and line) or option, within a timeout.
+#             file (and line) or option, within a timeout; an unwritable output path fails
+#             before the data is read, and a failed generate leaves no --out directory.
 set -euo pipefail
 
 if [[ $# -lt 4 ]]; then
@@ -24,53 +25,10 @@ IFS='; ' read -r -a PREFLAGS <<< "$3"
 SRC=$(realpath "$4")
 SECTION=${5:-all}
 case $SECTION in all | end_to_end | bad_input) ;; *) echo "unknown section '$SECTION'" >&2; exit 2 ;; esac
-export OPENBLAS_NUM_THREADS=1
-# Open MPI waits odls_base_sigkill_timeout (1 s) after a rank exits non-zero before it reports;
-# every bad-input run pays it, so shorten it (it only affects tearing down ranks still alive).
-export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-0}
-PYTHON=${PYTHON:-python3}
-
 WORK=$(mktemp -d "$PWD/cli_${SECTION}.XXXXXX")
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$WORK"
 echo "cdmf CLI tests ($SECTION): $CDMF, work directory $WORK"
-
-PASSED=0
-FAILED=0
-START=$EPOCHREALTIME
-
-# mpi N ARGS...: cdmf on N ranks (a hang becomes a failure after 120 s).
-mpi() {
-  local n=$1
-  shift
-  timeout 120 "$MPIEXEC" -n "$n" "${PREFLAGS[@]}" "$CDMF" "$@"
-}
-
-# check DESCRIPTION FUNCTION ARGS...: runs FUNCTION in a subshell with errexit, so any failing
-# command or test fails the check; lines the function prints starting with "note:" are shown.
-check() {
-  local description=$1
-  shift
-  local t0=$EPOCHREALTIME rc=0 log
-  log="$WORK/check_$((PASSED + FAILED + 1)).log"
-  set +e
-  (
-    set -euo pipefail
-    "$@"
-  ) > "$log" 2>&1
-  rc=$?
-  set -e
-  local seconds
-  seconds=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
-  if [[ $rc -eq 0 ]]; then
-    PASSED=$((PASSED + 1))
-    printf 'PASS  %-66s %5s s\n' "$description" "$seconds"
-    grep '^note:' "$log" | sed 's/^note:/        /' || true
-  else
-    FAILED=$((FAILED + 1))
-    printf 'FAIL  %-66s %5s s  (exit %d)\n' "$description" "$seconds" "$rc"
-    tail -n 40 "$log" | sed 's/^/        | /'
-  fi
-}
 
 # same_summary A.json B.json TOL KEY...: the KEYs of two summaries agree to TOL (relative).
 same_summary() {
@@ -313,26 +271,23 @@ EOF
   head -c 4096 bad/f.h5 > bad/trunc.h5
 }
 
-# expect_error PATTERN ARGS...: cdmf ARGS on 2 ranks fails (not by timeout, not by a signal)
-# with exactly one "cdmf: error:" line, which contains PATTERN.
-expect_error() {
-  local pattern=$1 rc=0
-  shift
-  timeout 60 "$MPIEXEC" -n 2 "${PREFLAGS[@]}" "$CDMF" "$@" > out.txt 2>&1 || rc=$?
-  cat out.txt
-  [[ $rc -ne 124 ]] || { echo "timed out (hang)"; return 1; }
-  [[ $rc -ne 0 ]] || { echo "exit code 0"; return 1; }
-  if grep -q 'exited on signal' out.txt; then
-    echo "a rank died of a signal (crash) instead of exiting with an error"
+# expect_error_before_data PATTERN ARGS...: expect_error, and the run stopped before it read the
+# data (rank 0 prints "data: ..." once it has): output paths are checked at start-up.
+expect_error_before_data() {
+  expect_error "$@"
+  if grep -q '^data: ' out.txt; then
+    echo "the error came after the data was read"
     return 1
   fi
-  local count
-  count=$(grep -c '^cdmf: error:' out.txt || true)
-  [[ $count -eq 1 ]] || { echo "$count lines start with 'cdmf: error:'"; return 1; }
-  local line
-  line=$(grep '^cdmf: error:' out.txt)
-  echo "note: exit $rc: $line"
-  [[ $line == *"$pattern"* ]] || { echo "the error does not name '$pattern'"; return 1; }
+}
+
+# generate_fails_cleanly PATTERN ARGS...: cdmf generate ARGS fails naming PATTERN and leaves no
+# --out directory behind (every option is checked before it is created).
+generate_fails_cleanly() {
+  local pattern=$1
+  shift
+  expect_error "$pattern" generate "$@" --out never_created
+  [[ ! -e never_created ]] || { echo "--out never_created was created"; return 1; }
 }
 
 if [[ $SECTION == all || $SECTION == bad_input ]]; then
@@ -366,17 +321,15 @@ if [[ $SECTION == all || $SECTION == bad_input ]]; then
   check "missing --data" expect_error "--data" train --lr 1
   check "--config with an unknown key" expect_error "bad.toml" train --data good.tsv --config bad.toml
   check "--config of a missing file" expect_error "nonexistent.toml" train --data good.tsv --lr 1 --config nonexistent.toml
-  check "--metrics in a missing directory (rank 0 only writes)" expect_error "no_such_dir/m.csv" "${T[@]}" --data good.tsv --metrics no_such_dir/m.csv
+  check "--metrics in a missing directory (rank 0 only writes)" expect_error_before_data "--metrics no_such_dir/m.csv: directory no_such_dir does not exist" "${T[@]}" --data good.tsv --metrics no_such_dir/m.csv
+  check "--output in a missing directory, before the data is read" expect_error_before_data "--output no_such_dir/f.h5" "${T[@]}" --data good.tsv --output no_such_dir/f.h5
+  check "--summary under a regular file, before the data is read" expect_error_before_data "--summary good.tsv/s.json" "${T[@]}" --data good.tsv --summary good.tsv/s.json
+  check "generate --rank above min(rows, cols): no --out left behind" generate_fails_cleanly "--rank 20" --rows 10 --cols 10 --rank 20
+  check "generate with more ranks than the matrix can use: no --out left" generate_fails_cleanly "more ranks than the data can use" --rows 1 --cols 1 --rank 1 --observed 1
+  check "generate --out of an existing file" expect_error "--out notes.txt" generate --rows 10 --cols 10 --rank 2 --out notes.txt
+  check "predict --out in a missing directory" expect_error "--out no_such_dir/p.tsv" predict --checkpoint f.h5 --pairs good.tsv --out no_such_dir/p.tsv
   check "predict a pair outside the model" expect_error "oor_pairs.tsv:291:" predict --checkpoint f.h5 --pairs oor_pairs.tsv --out p.tsv
   cd ..
 fi
 
-TOTAL=$(awk -v a="$START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
-echo "total time $TOTAL s"
-echo "$PASSED passed, $FAILED failed"
-if [[ $FAILED -ne 0 ]]; then
-  echo "work files kept in $WORK"
-  exit 1
-fi
-cd /
-rm -rf "$WORK"
+finish

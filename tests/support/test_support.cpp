@@ -1,8 +1,14 @@
 #include "support/test_support.hpp"
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+
+#include "cdmf/core/error.hpp"
 
 namespace cdmf::test {
 
@@ -41,6 +47,37 @@ std::vector<GridShape> available_shapes() {
   return shapes;
 }
 
+void on_world_grid(const std::function<void(const ProcessGrid&)>& body) {
+  on_grid(near_square_shape(world_size()), body);
+}
+
+void on_root(MPI_Comm comm, const std::function<void()>& work) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0) work();
+  MPI_Barrier(comm);
+}
+
+void expect_error(MPI_Comm comm, const std::string& file, const std::string& phrase,
+                  const std::function<void()>& work) {
+  std::string message = "(no error)";
+  try {
+    work();
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find(file), std::string::npos) << message;
+  EXPECT_NE(message.find(phrase), std::string::npos)
+      << "expected '" << phrase << "' in: " << message;
+  int rank = 0, length = static_cast<int>(message.size());
+  MPI_Comm_rank(comm, &rank);
+  MPI_Bcast(&length, 1, MPI_INT, 0, comm);
+  std::string root_message = message;
+  root_message.resize(static_cast<size_t>(length));
+  MPI_Bcast(root_message.data(), length, MPI_CHAR, 0, comm);
+  EXPECT_EQ(message, root_message) << "rank " << rank << " disagrees with rank 0";
+}
+
 std::string temp_dir(const std::string& tag) {
   static int counter = 0;
   const std::string path = (std::filesystem::current_path() / "tmp" /
@@ -61,6 +98,27 @@ void write_text_file(const std::string& path, const std::string& text) {
     out << text;
   }
   MPI_Barrier(MPI_COMM_WORLD);
+}
+
+void derive_file(const std::string& source, const std::string& target,
+                 const std::function<void(const std::string& target)>& edit) {
+  on_root(MPI_COMM_WORLD, [&] {
+    std::filesystem::copy_file(source, target, std::filesystem::copy_options::overwrite_existing);
+    edit(target);
+  });
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::vector<std::string> file_names_in(const std::string& directory) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(directory))
+    names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 double relative_error(const std::vector<double>& a, const std::vector<double>& b) {

@@ -29,6 +29,10 @@ struct SyntheticProblem {
   EntryList test;
 };
 
+/// Throws Error unless make_synthetic_problem can make `spec` on `grid`. The same on every rank,
+/// no communication: `cdmf generate` checks its options with it before creating any output.
+void validate_synthetic_spec(const SyntheticSpec& spec, const ProcessGrid& grid);
+
 /// Collective over grid.comm(): the Gaussian matrix and its SVD are distributed (PDGESVD);
 /// sampling and entry values are computed on rank 0. Validates the spec (Error otherwise).
 SyntheticProblem make_synthetic_problem(const ProcessGrid& grid, const SyntheticSpec& spec);
