@@ -41,9 +41,9 @@ std::string where(const std::string& file, std::int64_t line) {
 
 void check_in_range(std::int64_t index, std::int64_t count, const char* what, const char* dimension,
                     const std::string& file, std::int64_t line) {
-  fail_if(index < 0 || index >= count,
-          "{}: {} index {} (counting from 0) outside 0..{} (the matrix has {} {})",
-          where(file, line), what, index, count - 1, count, dimension);
+  if (index < 0 || index >= count)
+    fail("{}: {} index {} (counting from 0) outside 0..{} (the matrix has {} {})", where(file, line),
+         what, index, count - 1, count, dimension);
 }
 
 std::vector<int> displacements(const std::vector<int>& counts) {
@@ -108,9 +108,9 @@ Observations distribute(const ProcessGrid& grid, const EntryList& entries,
     for (size_t k = 1; k < incoming.size(); ++k) {
       const Record& a = incoming[k - 1];
       const Record& b = incoming[k];
-      fail_if(a.row == b.row && a.col == b.col, "{}: duplicate entry ({}, {}), also at line {}",
-              where(entries.file, b.line), layout.original_row(b.row), layout.original_col(b.col),
-              a.line);
+      if (a.row == b.row && a.col == b.col)
+        fail("{}: duplicate entry ({}, {}), also at line {}", where(entries.file, b.line),
+             layout.original_row(b.row), layout.original_col(b.col), a.line);
     }
   });
 

@@ -179,8 +179,7 @@ void map_ids(MPI_Comm comm, EntryList& list, const IdMap& row_ids, const IdMap& 
       if (ids.empty()) return;
       for (size_t k = 0; k < values.size(); ++k) {
         const std::int64_t index = ids.index_of(values[k]);
-        fail_if(index < 0, "{}: unknown {} {}", detail::location(list.file, list.lines[k]), what,
-                values[k]);
+        if (index < 0) fail("{}: unknown {} {}", detail::location(list.file, list.lines[k]), what, values[k]);
         values[k] = index;
       }
     };

@@ -35,13 +35,15 @@ DistMatrix::DistMatrix(const ProcessGrid& grid, std::int64_t rows, std::int64_t 
           block);
   row_dim_ = {rows, block, grid.rows(), grid.my_row()};
   col_dim_ = {cols, block, grid.cols(), grid.my_col()};
+  local_rows_ = row_dim_.count();
+  local_cols_ = col_dim_.count();
   const int m = to_int(rows, "rows"), n = to_int(cols, "cols");
-  const int lld = std::max<int>(1, static_cast<int>(row_dim_.count()));
+  const int lld = std::max<int>(1, static_cast<int>(local_rows_));
   const int zero = 0, context = grid.blacs_context();
   int info = 0;
   descinit_(desc_, &m, &n, &block, &block, &zero, &zero, &context, &lld, &info);
   fail_if(info != 0, "descinit failed (info {}) for {}x{} block {}", info, rows, cols, block);
-  local_.assign(static_cast<size_t>(lld) * static_cast<size_t>(col_dim_.count()), 0.0);
+  local_.assign(static_cast<size_t>(lld) * static_cast<size_t>(local_cols_), 0.0);
 }
 
 bool DistMatrix::same_layout(const DistMatrix& other) const {

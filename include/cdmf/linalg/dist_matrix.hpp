@@ -43,8 +43,8 @@ class DistMatrix {
   int block() const { return row_dim_.block; }
   const CyclicDim& row_dim() const { return row_dim_; }
   const CyclicDim& col_dim() const { return col_dim_; }
-  std::int64_t local_rows() const { return row_dim_.count(); }
-  std::int64_t local_cols() const { return col_dim_.count(); }
+  std::int64_t local_rows() const { return local_rows_; }
+  std::int64_t local_cols() const { return local_cols_; }
   int ld() const { return desc_[8]; }
   const int* desc() const { return desc_; }
   double* data() { return local_.data(); }
@@ -74,6 +74,8 @@ class DistMatrix {
   const ProcessGrid* grid_;
   CyclicDim row_dim_;
   CyclicDim col_dim_;
+  // The local extents, kept: loops over local entries test them at every step.
+  std::int64_t local_rows_ = 0, local_cols_ = 0;
   int desc_[9];
   std::vector<double> local_;
 };
