@@ -3,10 +3,13 @@
 // recovery error agree to 1e-12 relative.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "cdmf/random/counter_rng.hpp"
 #include "cdmf/strategy/dense_strategy.hpp"
+#include "cdmf/strategy/fused_pass.hpp"
 #include "cdmf/strategy/sparse_strategy.hpp"
 #include "support/serial_reference.hpp"
 #include "support/test_support.hpp"
@@ -107,6 +110,126 @@ TEST(SparseStrategy, RecoveryErrorIsAccurateNearTheTruth) {
       EXPECT_NEAR(std::sqrt(*ev.truth_sse / *ev.truth_norm_sq), 1e-9, 1e-15);
     });
   }
+}
+
+// The fused pass alone, against a plain scalar loop written here: residuals, loss and both
+// accumulations, for widths that take the compile-time kernels (stride <= 64), the runtime one
+// (wider, or forced), rows with 0..9 entries (the 4-entry blocks and the remainder), and
+// entries given in any order.
+struct PassProblem {
+  std::int64_t rows, cols, width, stride;
+  std::vector<std::int32_t> row, col;
+  std::vector<double> value, p, bt, a;  // panels padded to `stride` with zeros
+};
+
+PassProblem make_pass_problem(std::int64_t width, std::uint64_t seed) {
+  PassProblem q{23, 19, width, padded_stride(width), {}, {}, {}, {}, {}, {}};
+  for (std::int64_t i = 0; i < q.rows; ++i)
+    for (std::int64_t j = 0; j < q.cols; ++j)
+      if (uniform_open(seed, 1, static_cast<std::uint64_t>(i * q.cols + j)) < 0.02 * static_cast<double>(i % 11 + 1) * 2) {
+        q.row.push_back(static_cast<std::int32_t>(i));
+        q.col.push_back(static_cast<std::int32_t>(j));
+        q.value.push_back(gaussian(seed, 2, static_cast<std::uint64_t>(i * q.cols + j)));
+      }
+  const auto panel = [&](std::int64_t rows, std::uint32_t stream) {
+    std::vector<double> x(static_cast<size_t>(rows * q.stride), 0.0);
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (std::int64_t c = 0; c < width; ++c)
+        x[static_cast<size_t>(i * q.stride + c)] = gaussian(seed, stream, static_cast<std::uint64_t>(i * width + c));
+    return x;
+  };
+  q.p = panel(q.rows, 3);
+  q.bt = panel(q.cols, 4);
+  q.a = panel(q.rows, 5);
+  return q;
+}
+
+struct PassResult {
+  double sse = 0.0;
+  std::vector<double> y, z;
+};
+
+PassResult scalar_pass(const PassProblem& q, double inv_n) {
+  PassResult out{0.0, std::vector<double>(q.p.size(), 0.0), std::vector<double>(q.bt.size(), 0.0)};
+  for (size_t e = 0; e < q.value.size(); ++e) {
+    const std::int64_t i = q.row[e], j = q.col[e];
+    double x = 0.0;
+    for (std::int64_t c = 0; c < q.width; ++c) x += q.p[i * q.stride + c] * q.bt[j * q.stride + c];
+    const double r = x - q.value[e];
+    out.sse += r * r;
+    for (std::int64_t c = 0; c < q.width; ++c) {
+      out.y[i * q.stride + c] += r * inv_n * q.bt[j * q.stride + c];
+      out.z[j * q.stride + c] += r * inv_n * q.a[i * q.stride + c];
+    }
+  }
+  return out;
+}
+
+PassResult kernel_pass(const PassProblem& q, const RowGroupedEntries& entries, double inv_n, bool runtime_width) {
+  PassResult out{0.0, std::vector<double>(q.p.size(), 0.0), std::vector<double>(q.bt.size(), 0.0)};
+  const FusedPassPanels panels{q.p.data(), q.bt.data(), q.a.data(), q.stride};
+  out.sse = fused_pass(entries, panels, inv_n, out.y.data(), out.z.data(), runtime_width);
+  // The loss alone is the same sum (up to where the compiler fuses multiply-adds).
+  EXPECT_NEAR(fused_pass(entries, panels, 0.0, nullptr, nullptr, runtime_width), out.sse, 1e-14 * out.sse);
+  return out;
+}
+
+double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t e = 0; e < a.size(); ++e) {
+    diff += (a[e] - b[e]) * (a[e] - b[e]);
+    norm += b[e] * b[e];
+  }
+  return std::sqrt(diff / norm);
+}
+
+TEST(FusedPass, MatchesAScalarLoopForEveryKernel) {
+  for (std::int64_t width : {1, 3, 4, 5, 10, 13, 40, 64, 65, 70}) {
+    SCOPED_TRACE("width " + std::to_string(width));
+    const PassProblem q = make_pass_problem(width, 40 + static_cast<std::uint64_t>(width));
+    const RowGroupedEntries entries = group_by_row(q.row, q.col, q.value, q.rows);
+    const double inv_n = 1.0 / 437.0;
+    const PassResult expected = scalar_pass(q, inv_n);
+    const PassResult fixed = kernel_pass(q, entries, inv_n, false);
+    const PassResult runtime = kernel_pass(q, entries, inv_n, true);
+    EXPECT_NEAR(fixed.sse, expected.sse, 1e-13 * expected.sse);
+    EXPECT_LT(relative_difference(fixed.y, expected.y), 1e-13);
+    EXPECT_LT(relative_difference(fixed.z, expected.z), 1e-13);
+    EXPECT_NEAR(runtime.sse, expected.sse, 1e-13 * expected.sse);
+    EXPECT_LT(relative_difference(runtime.y, expected.y), 1e-13);
+    EXPECT_LT(relative_difference(runtime.z, expected.z), 1e-13);
+  }
+}
+
+TEST(FusedPass, GroupingIsIndependentOfInputOrder) {
+  const PassProblem q = make_pass_problem(10, 7);
+  const RowGroupedEntries sorted = group_by_row(q.row, q.col, q.value, q.rows);
+  // Row counts from 0 up: both the 4-entry blocks and the remainder loop run.
+  std::int64_t empty_rows = 0, short_rows = 0;
+  for (std::int64_t i = 0; i < q.rows; ++i) {
+    const std::int64_t count = sorted.row_start[i + 1] - sorted.row_start[i];
+    empty_rows += count == 0;
+    short_rows += count > 0 && count % 4 != 0;
+  }
+  EXPECT_GT(empty_rows, 0);
+  EXPECT_GT(short_rows, 0);
+  std::vector<size_t> order(q.value.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::reverse(order.begin(), order.end());
+  std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(order.size() / 3), order.end());
+  std::vector<std::int32_t> rows, cols;
+  std::vector<double> values;
+  for (size_t e : order) {
+    rows.push_back(q.row[e]);
+    cols.push_back(q.col[e]);
+    values.push_back(q.value[e]);
+  }
+  const RowGroupedEntries shuffled = group_by_row(rows, cols, values, q.rows);
+  EXPECT_EQ(shuffled.row_start, sorted.row_start);
+  EXPECT_EQ(shuffled.col, sorted.col);
+  EXPECT_EQ(shuffled.value, sorted.value);
+  for (std::int64_t i = 0; i < q.rows; ++i)
+    EXPECT_TRUE(std::is_sorted(sorted.col.begin() + sorted.row_start[i], sorted.col.begin() + sorted.row_start[i + 1]));
 }
 
 }  // namespace

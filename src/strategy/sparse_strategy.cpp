@@ -7,6 +7,7 @@
 
 #include "cdmf/core/error.hpp"
 #include "cdmf/linalg/scalapack.hpp"
+#include "cdmf/strategy/fused_pass.hpp"
 
 namespace cdmf {
 
@@ -56,54 +57,49 @@ void allreduce_in_place(std::vector<double>& data, MPI_Comm comm) {
             "MPI_Allreduce");
 }
 
-/// The local rows of `a` (block-cyclic over grid rows) with all of their columns, gathered over
-/// the row communicator: row-major local_rows x cols, the same on every process of a grid row.
-Panel row_panel(const DistMatrix& a) {
-  const ProcessGrid& g = a.grid();
-  const std::int64_t lr = a.local_rows(), lc = a.local_cols();
-  std::vector<double> mine(static_cast<size_t>(lr * lc));
-  for (std::int64_t lj = 0; lj < lc; ++lj)
-    for (std::int64_t li = 0; li < lr; ++li) mine[li * lc + lj] = a.at_local(li, lj);
-  std::vector<int> counts(g.cols()), offsets(g.cols());
-  for (int q = 0; q < g.cols(); ++q) counts[q] = static_cast<int>(lr * a.col_dim().count(q));
-  for (int q = 1; q < g.cols(); ++q) offsets[q] = offsets[q - 1] + counts[q - 1];
+/// The local part of `a` along one dimension with all of the other, gathered over the
+/// processes that share it: for kRows, the local rows of `a` (block-cyclic over grid rows)
+/// with all columns, gathered over the row communicator (local_rows x cols, the same on every
+/// process of a grid row); for kCols, the local columns with all rows, gathered over the
+/// column communicator, as a local_cols x rows panel (rows of the transpose).
+enum class Along { kRows, kCols };
+Panel local_panel(const DistMatrix& a, Along along) {
+  const bool by_rows = along == Along::kRows;
+  const CyclicDim& kept = by_rows ? a.row_dim() : a.col_dim();
+  const CyclicDim& spread = by_rows ? a.col_dim() : a.row_dim();
+  const MPI_Comm comm = by_rows ? a.grid().row_comm() : a.grid().col_comm();
+  const std::int64_t nk = kept.count(), ns = spread.count();
+  std::vector<double> mine(static_cast<size_t>(nk * ns));
+  for (std::int64_t k = 0; k < nk; ++k)
+    for (std::int64_t t = 0; t < ns; ++t) mine[k * ns + t] = by_rows ? a.at_local(k, t) : a.at_local(t, k);
+  std::vector<int> counts(spread.procs), offsets(spread.procs);
+  for (int q = 0; q < spread.procs; ++q) counts[q] = static_cast<int>(nk * spread.count(q));
+  for (int q = 1; q < spread.procs; ++q) offsets[q] = offsets[q - 1] + counts[q - 1];
   std::vector<double> all(static_cast<size_t>(offsets.back() + counts.back()));
   check_mpi(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(),
-                           counts.data(), offsets.data(), MPI_DOUBLE, g.row_comm()),
+                           counts.data(), offsets.data(), MPI_DOUBLE, comm),
             "MPI_Allgatherv");
-  Panel panel(lr, a.cols());
-  for (int q = 0; q < g.cols(); ++q) {
-    const std::int64_t qc = a.col_dim().count(q);
-    for (std::int64_t lj = 0; lj < qc; ++lj) {
-      const std::int64_t gj = a.col_dim().global(lj, q);
-      for (std::int64_t li = 0; li < lr; ++li) panel(li, gj) = all[offsets[q] + li * qc + lj];
+  Panel panel(nk, spread.size);
+  for (int q = 0; q < spread.procs; ++q) {
+    const std::int64_t qc = spread.count(q);
+    for (std::int64_t t = 0; t < qc; ++t) {
+      const std::int64_t g = spread.global(t, q);
+      for (std::int64_t k = 0; k < nk; ++k) panel(k, g) = all[offsets[q] + k * qc + t];
     }
   }
   return panel;
 }
 
-/// The local columns of `b` (k x n, block-cyclic over grid columns) with all of their rows,
-/// gathered over the column communicator, as a row-major local_cols x k panel (B^T rows).
-Panel column_panel(const DistMatrix& b) {
-  const ProcessGrid& g = b.grid();
-  const std::int64_t lr = b.local_rows(), lc = b.local_cols();
-  std::vector<double> mine(static_cast<size_t>(lr * lc));
-  for (std::int64_t lj = 0; lj < lc; ++lj)
-    for (std::int64_t li = 0; li < lr; ++li) mine[lj * lr + li] = b.at_local(li, lj);
-  std::vector<int> counts(g.rows()), offsets(g.rows());
-  for (int p = 0; p < g.rows(); ++p) counts[p] = static_cast<int>(lc * b.row_dim().count(p));
-  for (int p = 1; p < g.rows(); ++p) offsets[p] = offsets[p - 1] + counts[p - 1];
-  std::vector<double> all(static_cast<size_t>(offsets.back() + counts.back()));
-  check_mpi(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(),
-                           counts.data(), offsets.data(), MPI_DOUBLE, g.col_comm()),
-            "MPI_Allgatherv");
-  Panel panel(lc, b.rows());
-  for (int p = 0; p < g.rows(); ++p) {
-    const std::int64_t pr = b.row_dim().count(p);
-    for (std::int64_t lj = 0; lj < lc; ++lj)
-      for (std::int64_t li = 0; li < pr; ++li)
-        panel(lj, b.row_dim().global(li, p)) = all[offsets[p] + lj * pr + li];
-  }
+/// `panel` with rows padded to `stride` doubles (zeros beyond its width), into `out`.
+void pad_rows(const Panel& panel, std::int64_t stride, std::vector<double>& out) {
+  out.assign(static_cast<size_t>(panel.rows * stride), 0.0);
+  for (std::int64_t i = 0; i < panel.rows; ++i) std::copy_n(panel.row(i), panel.cols, out.data() + i * stride);
+}
+
+/// The first `cols` columns of rows padded to `stride`, as a panel.
+Panel unpad_rows(const std::vector<double>& padded, std::int64_t rows, std::int64_t cols, std::int64_t stride) {
+  Panel panel(rows, cols);
+  for (std::int64_t i = 0; i < rows; ++i) std::copy_n(padded.data() + i * stride, cols, panel.row(i));
   return panel;
 }
 
@@ -130,95 +126,15 @@ std::vector<Panel> replicated(const std::vector<const DistMatrix*>& factors, MPI
   return panels;
 }
 
-/// One sweep over observations: the residual r_e = P_i . B_j - value and, when `y` is
-/// given, the accumulations Y_i += s B_j and Z_j += s A_i with s = r * inv_n.
-struct PassData {
-  const std::int32_t* rows;  // local panel row of each observation
-  const std::int32_t* cols;  // local panel column
-  const double* values;
-  size_t count;
-  const double* p;   // local rows x k_in (P = A M)
-  const double* bt;  // local columns x k_in (B^T)
-  const double* a;   // local rows x k_out
-  std::int64_t k_in, k_out;
-};
-
-/// The pass for k_in = k_out = K known at compile time: the short loops unroll and
-/// vectorise (SIMD reduction for the dot product, restrict-qualified rows for the updates);
-/// the runtime-k loop compiles to scalar code and ran ~3x slower.
-template <int K>
-double fixed_width_pass(const PassData& d, double inv_n, double* y, double* z) {
-  const std::int32_t* __restrict rows = d.rows;
-  const std::int32_t* __restrict cols = d.cols;
-  const double* __restrict values = d.values;
-  const double* __restrict p = d.p;
-  const double* __restrict bt = d.bt;
-  const double* __restrict a = d.a;
-  const size_t count = d.count;
-  double sse = 0.0;
-  for (size_t e = 0; e < count; ++e) {
-    const double* __restrict pi = p + static_cast<std::int64_t>(rows[e]) * K;
-    const double* __restrict bj = bt + static_cast<std::int64_t>(cols[e]) * K;
-    double x = 0.0;
-#pragma omp simd reduction(+ : x)
-    for (int c = 0; c < K; ++c) x += pi[c] * bj[c];
-    const double r = x - values[e];
-    sse += r * r;
-    if (y == nullptr) continue;
-    const double s = r * inv_n;
-    double* __restrict yi = y + static_cast<std::int64_t>(rows[e]) * K;
-    double* __restrict zj = z + static_cast<std::int64_t>(cols[e]) * K;
-    const double* __restrict ai = a + static_cast<std::int64_t>(rows[e]) * K;
-#pragma omp simd
-    for (int c = 0; c < K; ++c) yi[c] += s * bj[c];
-#pragma omp simd
-    for (int c = 0; c < K; ++c) zj[c] += s * ai[c];
-  }
-  return sse;
-}
-
-double any_width_pass(const PassData& d, double inv_n, double* y, double* z) {
-  double sse = 0.0;
-  for (size_t e = 0; e < d.count; ++e) {
-    const double* pi = d.p + static_cast<std::int64_t>(d.rows[e]) * d.k_in;
-    const double* bj = d.bt + static_cast<std::int64_t>(d.cols[e]) * d.k_in;
-    double x = 0.0;
-    for (std::int64_t c = 0; c < d.k_in; ++c) x += pi[c] * bj[c];
-    const double r = x - d.values[e];
-    sse += r * r;
-    if (y == nullptr) continue;
-    const double s = r * inv_n;
-    double* yi = y + static_cast<std::int64_t>(d.rows[e]) * d.k_in;
-    for (std::int64_t c = 0; c < d.k_in; ++c) yi[c] += s * bj[c];
-    const double* ai = d.a + static_cast<std::int64_t>(d.rows[e]) * d.k_out;
-    double* zj = z + static_cast<std::int64_t>(d.cols[e]) * d.k_out;
-    for (std::int64_t c = 0; c < d.k_out; ++c) zj[c] += s * ai[c];
-  }
-  return sse;
-}
-
-constexpr int kMaxFixedWidth = 64;
-
-template <int... Widths>
-constexpr auto make_pass_table(std::integer_sequence<int, Widths...>) {
-  using Pass = double (*)(const PassData&, double, double*, double*);
-  return std::array<Pass, sizeof...(Widths)>{&fixed_width_pass<Widths + 1>...};
-}
-
-/// Sum of squared residuals of the pass (dispatching to the compile-time width when it can).
-double fused_pass(const PassData& d, double inv_n, double* y, double* z) {
-  static constexpr auto table = make_pass_table(std::make_integer_sequence<int, kMaxFixedWidth>{});
-  if (d.k_in == d.k_out && d.k_in >= 1 && d.k_in <= kMaxFixedWidth)
-    return table[static_cast<size_t>(d.k_in - 1)](d, inv_n, y, z);
-  return any_width_pass(d, inv_n, y, z);
-}
-
-/// Writes this rank's block-cyclic part of `out` from `value(global_row, global_col)`.
+/// Writes this rank's block-cyclic part of `out` from
+/// `value(local_row, local_col, global_row, global_col)`.
 template <typename Value>
 void scatter_local(DistMatrix& out, Value value) {
-  for (std::int64_t lj = 0; lj < out.local_cols(); ++lj)
-    for (std::int64_t li = 0; li < out.local_rows(); ++li)
-      out.at_local(li, lj) = value(li, out.row_dim().global(li), out.col_dim().global(lj));
+  const std::int64_t lr = out.local_rows(), lc = out.local_cols();
+  for (std::int64_t lj = 0; lj < lc; ++lj) {
+    const std::int64_t gj = out.col_dim().global(lj);
+    for (std::int64_t li = 0; li < lr; ++li) out.at_local(li, lj) = value(li, lj, out.row_dim().global(li), gj);
+  }
 }
 
 /// R of the thin QR of the matrix whose rows are the panels of all processes in `comm`
@@ -275,31 +191,31 @@ SparseStrategy::SparseStrategy(const Observations& train, const Observations* te
   fail_if(!(normalization > 0.0), "loss normalization must be positive");
   fail_if(truth_u.has_value() != truth_v.has_value(), "sparse strategy: truth needs both U and V");
   if (truth_u) {
-    truth_u_ = std::move(truth_u);
-    truth_v_ = transposed(*truth_v);  // r x n: columns follow the column blocks, like W_1
-    const Panel u = row_panel(*truth_u_);
-    const Panel vt = column_panel(*truth_v_);
+    const Panel u = local_panel(*truth_u, Along::kRows);
+    const Panel vt = local_panel(transposed(*truth_v), Along::kCols);  // V_t^T: columns like W_1
     Panel uu = multiply(u, true, u, false);
     Panel vv = multiply(vt, true, vt, false);
-    allreduce_in_place(uu.data, truth_u_->grid().col_comm());
-    allreduce_in_place(vv.data, truth_u_->grid().row_comm());
+    allreduce_in_place(uu.data, truth_u->grid().col_comm());
+    allreduce_in_place(vv.data, truth_u->grid().row_comm());
     double norm = 0.0;
     for (size_t e = 0; e < uu.data.size(); ++e) norm += uu.data[e] * vv.data[e];
     truth_norm_sq_ = norm;
+    truth_rank_ = u.cols;
+    truth_u_rows_ = u.data;
+    truth_v_rows_ = vt.data;
   }
 }
 
-const SparseStrategy::LocalIndex& SparseStrategy::local_index(const Observations& set,
-                                                              LocalIndex& cache,
-                                                              const CyclicDim& rows,
-                                                              const CyclicDim& cols) {
-  if (cache.row.size() == set.size() && indexed_block_ == rows.block) return cache;
-  cache.row.resize(set.size());
-  cache.col.resize(set.size());
+const RowGroupedEntries& SparseStrategy::grouped(const Observations& set, RowGroupedEntries& cache,
+                                                 const CyclicDim& rows, const CyclicDim& cols) {
+  if (cache.size() == set.size() && cache.local_rows() == rows.count() && grouped_block_ == rows.block)
+    return cache;
+  std::vector<std::int32_t> local_rows(set.size()), local_cols(set.size());
   for (size_t e = 0; e < set.size(); ++e) {
-    cache.row[e] = static_cast<std::int32_t>(rows.local(set.rows[e]));
-    cache.col[e] = static_cast<std::int32_t>(cols.local(set.cols[e]));
+    local_rows[e] = static_cast<std::int32_t>(rows.local(set.rows[e]));
+    local_cols[e] = static_cast<std::int32_t>(cols.local(set.cols[e]));
   }
+  cache = group_by_row(local_rows, local_cols, set.values, rows.count());
   return cache;
 }
 
@@ -312,8 +228,8 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   const ProcessGrid& grid = a_dist.grid();
   const std::int64_t k_out = a_dist.cols(), k_in = b_dist.rows();
 
-  const Panel a = row_panel(a_dist);     // local rows of A, all k_out columns
-  const Panel bt = column_panel(b_dist);  // local columns of B as rows, all k_in entries
+  const Panel a = local_panel(a_dist, Along::kRows);   // local rows of A, all k_out columns
+  const Panel bt = local_panel(b_dist, Along::kCols);  // local columns of B as rows, all k_in entries
   // Inner factors W_2..W_{K-1}; prefix[l] = W_{l+1} ... W_2 (prefix[0] = I), M = prefix.back().
   std::vector<const DistMatrix*> inner_factors;
   for (int l = 1; l + 1 < depth; ++l) inner_factors.push_back(&chain.factors[static_cast<size_t>(l)]);
@@ -326,28 +242,28 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   const CyclicDim& rows_dim = a_dist.row_dim();
   const CyclicDim& cols_dim = b_dist.col_dim();
   fail_if(rows_dim.block != cols_dim.block, "sparse strategy: factors with different block sizes");
-  const LocalIndex& train_local = local_index(train_, train_index_, rows_dim, cols_dim);
-  const LocalIndex* test_local =
-      with_metrics && test_ ? &local_index(*test_, test_index_, rows_dim, cols_dim) : nullptr;
-  indexed_block_ = rows_dim.block;
-  const double inv_n = 1.0 / normalization_;
-  const std::int64_t k = k_in;
-  Panel y, z;
+  const RowGroupedEntries& train_local = grouped(train_, train_grouped_, rows_dim, cols_dim);
+  const RowGroupedEntries* test_local =
+      with_metrics && test_ ? &grouped(*test_, test_grouped_, rows_dim, cols_dim) : nullptr;
+  grouped_block_ = rows_dim.block;
+
+  // The fused pass: residual, then both accumulations, one sweep over the observations,
+  // on rows padded to one stride (zeros beyond k_in in P and B^T, beyond k_out in A).
+  const std::int64_t stride = padded_stride(std::max(k_in, k_out));
+  pad_rows(p, stride, p_padded_);
+  pad_rows(bt, stride, bt_padded_);
   if (gradient) {
-    y = Panel(a.rows, k_in);   // S B^T, local rows
-    z = Panel(bt.rows, k_out);  // (A^T S)^T, local columns
+    pad_rows(a, stride, a_padded_);
+    y_padded_.assign(static_cast<size_t>(a.rows * stride), 0.0);   // S B^T, local rows
+    z_padded_.assign(static_cast<size_t>(bt.rows * stride), 0.0);  // (A^T S)^T, local columns
   }
-  // The fused pass: residual, then both accumulations, one sweep over the observations.
-  const PassData pass{train_local.row.data(), train_local.col.data(), train_.values.data(),
-                      train_.size(), p.data.data(), bt.data.data(), a.data.data(), k, k_out};
-  const double sse = gradient ? fused_pass(pass, inv_n, y.data.data(), z.data.data())
-                              : fused_pass(pass, 0.0, nullptr, nullptr);
+  const FusedPassPanels panels{p_padded_.data(), bt_padded_.data(), a_padded_.data(), stride};
+  const double inv_n = 1.0 / normalization_;
+  const double sse = gradient ? fused_pass(train_local, panels, inv_n, y_padded_.data(), z_padded_.data())
+                              : fused_pass(train_local, panels, 0.0, nullptr, nullptr);
   Evaluation result;
   std::vector<double> sums{sse, 0.0};
-  if (test_local)
-    sums[1] = fused_pass({test_local->row.data(), test_local->col.data(), test_->values.data(),
-                          test_->size(), p.data.data(), bt.data.data(), a.data.data(), k, k_out},
-                         0.0, nullptr, nullptr);
+  if (test_local) sums[1] = fused_pass(*test_local, panels, 0.0, nullptr, nullptr);
   allreduce_in_place(sums, grid.comm());
   result.train_sse = sums[0];
   result.train_count = train_.global_count;
@@ -355,18 +271,17 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
     result.test_sse = sums[1];
     result.test_count = test_->global_count;
   }
-  if (with_metrics && truth_u_) {
+  if (with_metrics && truth_norm_sq_) {
     // ||X - Phi||_F = ||R_C R_D^T||_F for X - Phi = C D, C = [P, -U_t], D = [B; V_t^T].
-    const Panel u = row_panel(*truth_u_);
-    const Panel vt = column_panel(*truth_v_);
-    Panel c(p.rows, k + u.cols), d(bt.rows, k + vt.cols);
+    const std::int64_t k = k_in, r = truth_rank_;
+    Panel c(p.rows, k + r), d(bt.rows, k + r);
     for (std::int64_t i = 0; i < p.rows; ++i) {
       std::copy_n(p.row(i), k, c.row(i));
-      for (std::int64_t t = 0; t < u.cols; ++t) c(i, k + t) = -u(i, t);
+      for (std::int64_t t = 0; t < r; ++t) c(i, k + t) = -truth_u_rows_[static_cast<size_t>(i * r + t)];
     }
     for (std::int64_t j = 0; j < bt.rows; ++j) {
       std::copy_n(bt.row(j), k, d.row(j));
-      std::copy_n(vt.row(j), vt.cols, d.row(j) + k);
+      std::copy_n(truth_v_rows_.data() + j * r, r, d.row(j) + k);
     }
     // Rows of C are replicated across a grid row: reduce over grid rows (column communicator).
     const Panel rc = tall_skinny_r(c, grid.col_comm());
@@ -376,17 +291,27 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   }
   if (!gradient) return result;
 
+  Panel y = unpad_rows(y_padded_, a.rows, k_in, stride);
+  Panel z = unpad_rows(z_padded_, bt.rows, k_out, stride);
   allreduce_in_place(y.data, grid.row_comm());
   allreduce_in_place(z.data, grid.col_comm());
-  gradient->clear();
-  for (const DistMatrix& w : chain.factors) gradient->emplace_back(w.grid(), w.rows(), w.cols(), w.block());
+  // Every local entry of every gradient is written below: reuse the caller's matrices when
+  // they have the factors' layouts (the usual case from the second iteration on).
+  const bool reusable = gradient->size() == chain.factors.size() &&
+                        std::equal(gradient->begin(), gradient->end(), chain.factors.begin(),
+                                   [](const DistMatrix& g, const DistMatrix& w) { return g.same_layout(w); });
+  if (!reusable) {
+    gradient->clear();
+    for (const DistMatrix& w : chain.factors) gradient->emplace_back(w.grid(), w.rows(), w.cols(), w.block());
+  }
   // dF/dA = Y M^T, dF/dB = M^T Z  (Z stored transposed: z = (A^T S)^T, so dF/dB^T = z M).
   const Panel grad_a = multiply(y, false, m_inner, true);  // local rows x k_out
   const Panel grad_bt = multiply(z, false, m_inner, false);  // local cols x k_in
-  scatter_local(gradient->back(), [&](std::int64_t li, std::int64_t, std::int64_t gj) { return grad_a(li, gj); });
-  scatter_local(gradient->front(), [&](std::int64_t, std::int64_t gi, std::int64_t gj) {
-    return grad_bt(cols_dim.local(gj), gi);
-  });
+  scatter_local(gradient->back(),
+                [&](std::int64_t li, std::int64_t, std::int64_t, std::int64_t gj) { return grad_a(li, gj); });
+  // Local column lj of B is row lj of the column panel.
+  scatter_local(gradient->front(),
+                [&](std::int64_t, std::int64_t lj, std::int64_t gi, std::int64_t) { return grad_bt(lj, gi); });
   if (depth > 2) {
     // A^T Y (k_out x k_in), then dF/dW_l = (W_{K-1}..W_{l+1})^T (A^T Y) (W_{l-1}..W_2)^T.
     Panel core = multiply(a, true, y, false);
@@ -396,7 +321,7 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
       const Panel left = multiply(suffix, true, core, false);
       const Panel g = multiply(left, false, prefix[static_cast<size_t>(l - 1)], true);
       scatter_local((*gradient)[static_cast<size_t>(l)],
-                    [&](std::int64_t, std::int64_t gi, std::int64_t gj) { return g(gi, gj); });
+                    [&](std::int64_t, std::int64_t, std::int64_t gi, std::int64_t gj) { return g(gi, gj); });
       suffix = multiply(suffix, false, inner[static_cast<size_t>(l - 1)], false);
     }
   }

@@ -19,6 +19,7 @@
 /// with k x k and k x r Gram matrices, also without forming m x n arrays.
 #include <optional>
 
+#include "cdmf/strategy/fused_pass.hpp"
 #include "cdmf/strategy/strategy.hpp"
 
 namespace cdmf {
@@ -35,21 +36,22 @@ class SparseStrategy : public Strategy {
   double normalization() const override { return normalization_; }
 
  private:
-  /// Local panel indices of an observation set for one block-cyclic layout, computed once
-  /// (the divisions of the index arithmetic would otherwise dominate the fused pass).
-  struct LocalIndex {
-    std::vector<std::int32_t> row, col;
-  };
-  const LocalIndex& local_index(const Observations& set, LocalIndex& cache, const CyclicDim& rows,
-                                const CyclicDim& cols);
+  /// An observation set grouped by local panel row, computed once per block size (the
+  /// divisions of the index arithmetic would otherwise dominate the fused pass).
+  const RowGroupedEntries& grouped(const Observations& set, RowGroupedEntries& cache,
+                                   const CyclicDim& rows, const CyclicDim& cols);
 
   const Observations& train_;
   const Observations* test_;
-  LocalIndex train_index_, test_index_;
-  int indexed_block_ = 0;
-  std::optional<DistMatrix> truth_u_, truth_v_;
+  RowGroupedEntries train_grouped_, test_grouped_;
+  int grouped_block_ = 0;
+  /// The truth's panels (U_t rows of this grid row, V_t rows of this grid column) and ||Phi||^2.
+  std::vector<double> truth_u_rows_, truth_v_rows_;
+  std::int64_t truth_rank_ = 0;
   std::optional<double> truth_norm_sq_;
   double normalization_;
+  /// Pass buffers with rows padded to the pass's stride, reused across evaluations.
+  std::vector<double> p_padded_, bt_padded_, a_padded_, y_padded_, z_padded_;
 };
 
 /// Whether the sparse strategy can evaluate `chain` (thin: inner dimensions small relative
