@@ -40,8 +40,10 @@ double grouped_pass(const RowGroupedEntries& entries, const FusedPassPanels& pan
                     double* y, double* z, int runtime_chunks, Vec4* scratch) {
   const int chunks = kChunks > 0 ? kChunks : runtime_chunks;
   const std::int64_t stride = 4 * static_cast<std::int64_t>(chunks);
-  // P_i, A_i, and Y_i in four partial sums (one per lane of a block of four observations:
-  // a single running sum would chain the FMA latency through every observation of the row).
+  // P_i, A_i, and Y_i in up to four partial sums: with few chunks, one running sum would chain
+  // the FMA latency through every observation of the row; with many, the chunks are
+  // independent chains already and more sums would only spill registers.
+  const int partial_sums = chunks <= 2 ? 4 : (chunks <= 4 ? 2 : 1);
   Vec4 fixed_registers[kChunks > 0 ? 6 * kChunks : 1];
   Vec4* const pi = kChunks > 0 ? fixed_registers : scratch;
   Vec4* const ai = pi + chunks;
@@ -57,7 +59,7 @@ double grouped_pass(const RowGroupedEntries& entries, const FusedPassPanels& pan
   // residual s.
   const auto accumulate = [&](const double* bj, std::int32_t j, double s, int lane) {
     double* zj = z + j * stride;
-    Vec4* const y_lane = yi[lane];
+    Vec4* const y_lane = yi[lane % partial_sums];
     for (int c = 0; c < chunks; ++c) {
       y_lane[c] += s * load4(bj + 4 * c);
       store4(zj + 4 * c, load4(zj + 4 * c) + s * ai[c]);
@@ -73,7 +75,7 @@ double grouped_pass(const RowGroupedEntries& entries, const FusedPassPanels& pan
       pi[c] = load4(panels.p + i * stride + 4 * c);
       if (kGradient) {
         ai[c] = load4(panels.a + i * stride + 4 * c);
-        for (Vec4* y_lane : yi) y_lane[c] = Vec4{0.0, 0.0, 0.0, 0.0};
+        for (int t = 0; t < partial_sums; ++t) yi[t][c] = Vec4{0.0, 0.0, 0.0, 0.0};
       }
     }
     for (; e + 4 <= end; e += 4) {
@@ -108,8 +110,12 @@ double grouped_pass(const RowGroupedEntries& entries, const FusedPassPanels& pan
     }
     if (kGradient) {
       double* y_row = y + i * stride;
-      for (int c = 0; c < chunks; ++c)
-        store4(y_row + 4 * c, load4(y_row + 4 * c) + ((yi[0][c] + yi[1][c]) + (yi[2][c] + yi[3][c])));
+      for (int c = 0; c < chunks; ++c) {
+        Vec4 sum = yi[0][c];
+        if (partial_sums == 2) sum += yi[1][c];
+        if (partial_sums == 4) sum += yi[1][c] + (yi[2][c] + yi[3][c]);
+        store4(y_row + 4 * c, load4(y_row + 4 * c) + sum);
+      }
     }
   }
   return lane_sum(sse4) + sse1;
