@@ -30,6 +30,9 @@ void pdgemm_(const char* transa, const char* transb, const int* m, const int* n,
 void pdtran_(const int* m, const int* n, const double* alpha, const double* a, const int* ia,
              const int* ja, const int* desca, const double* beta, double* c, const int* ic,
              const int* jc, const int* descc);
+void pdsyrk_(const char* uplo, const char* trans, const int* n, const int* k, const double* alpha,
+             const double* a, const int* ia, const int* ja, const int* desca, const double* beta,
+             double* c, const int* ic, const int* jc, const int* descc);
 void pdgeadd_(const char* trans, const int* m, const int* n, const double* alpha, const double* a,
               const int* ia, const int* ja, const int* desca, const double* beta, double* c,
               const int* ic, const int* jc, const int* descc);
@@ -48,6 +51,13 @@ void pdgesvd_(const char* jobu, const char* jobvt, const int* m, const int* n, d
               const int* ju, const int* descu, double* vt, const int* ivt, const int* jvt,
               const int* descvt, double* work, const int* lwork, int* info, size_t jobu_len,
               size_t jobvt_len);
+void pdsyntrd_(const char* uplo, const int* n, double* a, const int* ia, const int* ja,
+               const int* desca, double* d, double* e, double* tau, double* work, const int* lwork,
+               int* info, size_t uplo_len);
+void pdormtr_(const char* side, const char* uplo, const char* trans, const int* m, const int* n,
+              const double* a, const int* ia, const int* ja, const int* desca, const double* tau,
+              double* c, const int* ic, const int* jc, const int* descc, double* work,
+              const int* lwork, int* info, size_t side_len, size_t uplo_len, size_t trans_len);
 void pdgemr2d_(const int* m, const int* n, const double* a, const int* ia, const int* ja,
                const int* desca, double* b, const int* ib, const int* jb, const int* descb,
                const int* context);
@@ -63,6 +73,11 @@ void dgeqrf_(const int* m, const int* n, double* a, const int* lda, double* tau,
              const int* lwork, int* info);
 void dorgqr_(const int* m, const int* n, const int* k, double* a, const int* lda,
              const double* tau, double* work, const int* lwork, int* info);
+void dstemr_(const char* jobz, const char* range, const int* n, double* d, double* e,
+             const double* vl, const double* vu, const int* il, const int* iu, int* m, double* w,
+             double* z, const int* ldz, const int* nzc, int* isuppz, int* tryrac, double* work,
+             const int* lwork, int* iwork, const int* liwork, int* info, size_t jobz_len,
+             size_t range_len);
 char* openblas_get_corename(void);
 int openblas_get_num_threads(void);
 }

@@ -1,7 +1,9 @@
 #pragma once
 /// Compression of a deep chain (DESIGN.md section 1, "Compression"; Yaras et al. 2024):
 /// from the deep init Theta(0) of depth L and width h,
-///   G = dF/dW_1 at Theta(0);  U_G, V_G = top-rhat left/right singular vectors of G (PDGESVD);
+///   G = dF/dW_1 at Theta(0);  U_G, V_G = top-rhat left/right singular vectors of G
+///     (top_singular_vectors, from G's Gram matrix; PDGESVD when G's top-rhat subspace is
+///     undetermined, e.g. rank(G) < rhat);
 ///   V = orth([V_G, W_1(0)^T U_G / eps])        (n x 2 rhat, by QR)
 ///   U = W_L(0) ... W_1(0) V / eps^L           (m x 2 rhat)
 /// and the compressed chain [V^T, eps I, ..., eps I (L times), U] with lr multiplier gamma on
