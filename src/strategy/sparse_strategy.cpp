@@ -13,31 +13,36 @@ namespace cdmf {
 
 namespace {
 
-/// A small dense matrix, row-major (rows of thin panels are contiguous k-vectors).
+/// A small dense matrix, row-major (rows of thin panels are contiguous k-vectors), rows
+/// `stride` >= cols doubles apart with zeros beyond `cols`: the panels the fused pass reads
+/// are built padded, so no copy stands between them and the pass.
 struct Panel {
-  std::int64_t rows = 0, cols = 0;
+  std::int64_t rows = 0, cols = 0, stride = 0;
   std::vector<double> data;
   Panel() = default;
-  Panel(std::int64_t r, std::int64_t c) : rows(r), cols(c), data(static_cast<size_t>(r * c), 0.0) {}
-  double* row(std::int64_t i) { return data.data() + i * cols; }
-  const double* row(std::int64_t i) const { return data.data() + i * cols; }
-  double& operator()(std::int64_t i, std::int64_t j) { return data[i * cols + j]; }
-  double operator()(std::int64_t i, std::int64_t j) const { return data[i * cols + j]; }
+  Panel(std::int64_t r, std::int64_t c) : Panel(r, c, c) {}
+  Panel(std::int64_t r, std::int64_t c, std::int64_t s)
+      : rows(r), cols(c), stride(s), data(static_cast<size_t>(r * s), 0.0) {}
+  double* row(std::int64_t i) { return data.data() + i * stride; }
+  const double* row(std::int64_t i) const { return data.data() + i * stride; }
+  double& operator()(std::int64_t i, std::int64_t j) { return data[i * stride + j]; }
+  double operator()(std::int64_t i, std::int64_t j) const { return data[i * stride + j]; }
 };
 
-/// C = op(A) op(B) for row-major panels (BLAS on the column-major view of the transposes).
-Panel multiply(const Panel& a, bool trans_a, const Panel& b, bool trans_b) {
+/// C = op(A) op(B) for row-major panels (BLAS on the column-major view of the transposes),
+/// with rows `stride` apart (0: unpadded).
+Panel multiply(const Panel& a, bool trans_a, const Panel& b, bool trans_b, std::int64_t stride = 0) {
   const std::int64_t m = trans_a ? a.cols : a.rows, k = trans_a ? a.rows : a.cols;
   const std::int64_t n = trans_b ? b.rows : b.cols;
-  Panel c(m, n);
+  Panel c(m, n, std::max(stride, n));
   if (m == 0 || n == 0) return c;
   if (k == 0) return c;
   // Row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T.
   const char ta = trans_b ? 'T' : 'N', tb = trans_a ? 'T' : 'N';
   const int im = static_cast<int>(n), in = static_cast<int>(m), ik = static_cast<int>(k);
-  const int lda = static_cast<int>(std::max<std::int64_t>(1, b.cols));
-  const int ldb = static_cast<int>(std::max<std::int64_t>(1, a.cols));
-  const int ldc = static_cast<int>(std::max<std::int64_t>(1, c.cols));
+  const int lda = static_cast<int>(std::max<std::int64_t>(1, b.stride));
+  const int ldb = static_cast<int>(std::max<std::int64_t>(1, a.stride));
+  const int ldc = static_cast<int>(std::max<std::int64_t>(1, c.stride));
   const double one = 1.0, zero = 0.0;
   dgemm_(&ta, &tb, &im, &in, &ik, &one, b.data.data(), &lda, a.data.data(), &ldb, &zero,
          c.data.data(), &ldc, 1, 1);
@@ -63,7 +68,7 @@ void allreduce_in_place(std::vector<double>& data, MPI_Comm comm) {
 /// process of a grid row); for kCols, the local columns with all rows, gathered over the
 /// column communicator, as a local_cols x rows panel (rows of the transpose).
 enum class Along { kRows, kCols };
-Panel local_panel(const DistMatrix& a, Along along) {
+Panel local_panel(const DistMatrix& a, Along along, std::int64_t stride = 0) {
   const bool by_rows = along == Along::kRows;
   const CyclicDim& kept = by_rows ? a.row_dim() : a.col_dim();
   const CyclicDim& spread = by_rows ? a.col_dim() : a.row_dim();
@@ -79,7 +84,7 @@ Panel local_panel(const DistMatrix& a, Along along) {
   check_mpi(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(),
                            counts.data(), offsets.data(), MPI_DOUBLE, comm),
             "MPI_Allgatherv");
-  Panel panel(nk, spread.size);
+  Panel panel(nk, spread.size, std::max(stride, spread.size));
   for (int q = 0; q < spread.procs; ++q) {
     const std::int64_t qc = spread.count(q);
     for (std::int64_t t = 0; t < qc; ++t) {
@@ -87,19 +92,6 @@ Panel local_panel(const DistMatrix& a, Along along) {
       for (std::int64_t k = 0; k < nk; ++k) panel(k, g) = all[offsets[q] + k * qc + t];
     }
   }
-  return panel;
-}
-
-/// `panel` with rows padded to `stride` doubles (zeros beyond its width), into `out`.
-void pad_rows(const Panel& panel, std::int64_t stride, std::vector<double>& out) {
-  out.assign(static_cast<size_t>(panel.rows * stride), 0.0);
-  for (std::int64_t i = 0; i < panel.rows; ++i) std::copy_n(panel.row(i), panel.cols, out.data() + i * stride);
-}
-
-/// The first `cols` columns of rows padded to `stride`, as a panel.
-Panel unpad_rows(const std::vector<double>& padded, std::int64_t rows, std::int64_t cols, std::int64_t stride) {
-  Panel panel(rows, cols);
-  for (std::int64_t i = 0; i < rows; ++i) std::copy_n(padded.data() + i * stride, cols, panel.row(i));
   return panel;
 }
 
@@ -228,8 +220,11 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   const ProcessGrid& grid = a_dist.grid();
   const std::int64_t k_out = a_dist.cols(), k_in = b_dist.rows();
 
-  const Panel a = local_panel(a_dist, Along::kRows);   // local rows of A, all k_out columns
-  const Panel bt = local_panel(b_dist, Along::kCols);  // local columns of B as rows, all k_in entries
+  // Panels the fused pass reads have rows padded to one stride (zeros beyond k_in in P and
+  // B^T, beyond k_out in A, Y and Z).
+  const std::int64_t stride = padded_stride(std::max(k_in, k_out));
+  const Panel a = local_panel(a_dist, Along::kRows, stride);   // local rows of A, all k_out columns
+  const Panel bt = local_panel(b_dist, Along::kCols, stride);  // local columns of B as rows, all k_in entries
   // Inner factors W_2..W_{K-1}; prefix[l] = W_{l+1} ... W_2 (prefix[0] = I), M = prefix.back().
   std::vector<const DistMatrix*> inner_factors;
   for (int l = 1; l + 1 < depth; ++l) inner_factors.push_back(&chain.factors[static_cast<size_t>(l)]);
@@ -237,7 +232,7 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   std::vector<Panel> prefix{identity(k_in)};
   for (const Panel& w : inner) prefix.push_back(multiply(w, false, prefix.back(), false));
   const Panel& m_inner = prefix.back();                 // k_out x k_in
-  const Panel p = multiply(a, false, m_inner, false);  // P = A M, local rows x k_in
+  const Panel p = multiply(a, false, m_inner, false, stride);  // P = A M, local rows x k_in
 
   const CyclicDim& rows_dim = a_dist.row_dim();
   const CyclicDim& cols_dim = b_dist.col_dim();
@@ -247,19 +242,15 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
       with_metrics && test_ ? &grouped(*test_, test_grouped_, rows_dim, cols_dim) : nullptr;
   grouped_block_ = rows_dim.block;
 
-  // The fused pass: residual, then both accumulations, one sweep over the observations,
-  // on rows padded to one stride (zeros beyond k_in in P and B^T, beyond k_out in A).
-  const std::int64_t stride = padded_stride(std::max(k_in, k_out));
-  pad_rows(p, stride, p_padded_);
-  pad_rows(bt, stride, bt_padded_);
+  // The fused pass: residual, then both accumulations, one sweep over the observations.
+  Panel y, z;
   if (gradient) {
-    pad_rows(a, stride, a_padded_);
-    y_padded_.assign(static_cast<size_t>(a.rows * stride), 0.0);   // S B^T, local rows
-    z_padded_.assign(static_cast<size_t>(bt.rows * stride), 0.0);  // (A^T S)^T, local columns
+    y = Panel(a.rows, k_in, stride);    // S B^T, local rows
+    z = Panel(bt.rows, k_out, stride);  // (A^T S)^T, local columns
   }
-  const FusedPassPanels panels{p_padded_.data(), bt_padded_.data(), a_padded_.data(), stride};
+  const FusedPassPanels panels{p.data.data(), bt.data.data(), a.data.data(), stride};
   const double inv_n = 1.0 / normalization_;
-  const double sse = gradient ? fused_pass(train_local, panels, inv_n, y_padded_.data(), z_padded_.data())
+  const double sse = gradient ? fused_pass(train_local, panels, inv_n, y.data.data(), z.data.data())
                               : fused_pass(train_local, panels, 0.0, nullptr, nullptr);
   Evaluation result;
   std::vector<double> sums{sse, 0.0};
@@ -291,8 +282,6 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   }
   if (!gradient) return result;
 
-  Panel y = unpad_rows(y_padded_, a.rows, k_in, stride);
-  Panel z = unpad_rows(z_padded_, bt.rows, k_out, stride);
   allreduce_in_place(y.data, grid.row_comm());
   allreduce_in_place(z.data, grid.col_comm());
   // Every local entry of every gradient is written below: reuse the caller's matrices when

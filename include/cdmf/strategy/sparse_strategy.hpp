@@ -50,8 +50,6 @@ class SparseStrategy : public Strategy {
   std::int64_t truth_rank_ = 0;
   std::optional<double> truth_norm_sq_;
   double normalization_;
-  /// Pass buffers with rows padded to the pass's stride, reused across evaluations.
-  std::vector<double> p_padded_, bt_padded_, a_padded_, y_padded_, z_padded_;
 };
 
 /// Whether the sparse strategy can evaluate `chain` (thin: inner dimensions small relative
