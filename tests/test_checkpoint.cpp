@@ -355,31 +355,6 @@ TEST(Restart, AnotherGridShapeOnTwoRanksAgreesTo1e10) {
   expect_restart_across_grids({1, 2}, {1, 1}, Model::kNarrow);
 }
 
-/// PDGEQRF/PDORGQR leave PBLAS's broadcast topology changed, which changes how later PDGEMMs
-/// accumulate: a restarted process (no QR at init) would drift from the one never stopped.
-TEST(Determinism, ScalapackRoutinesLeavePblasTopologiesAsTheyFoundThem) {
-  test::on_world_grid([&](const ProcessGrid& grid) {
-    int context = grid.blacs_context();
-    const auto topologies = [&] {
-      std::string all;
-      for (const char* op : {"B", "C"})
-        for (const char* scope : {"R", "C", "A"}) all += *PB_Ctop(&context, op, scope, "!");
-      return all;
-    };
-    // From the library's initial state (earlier tests may have left another one behind).
-    for (const char* op : {"B", "C"})
-      for (const char* scope : {"R", "C", "A"}) PB_Ctop(&context, op, scope, " ");
-    const std::string before = topologies();
-    DistMatrix a(grid, 20, 6, 4);
-    a.fill([](std::int64_t i, std::int64_t j) { return gaussian(3, 1, i * 6 + j); });
-    orthonormalize_columns(a);
-    EXPECT_EQ(topologies(), before) << "after orthonormalize_columns";
-    singular_values(a);
-    svd(a);
-    EXPECT_EQ(topologies(), before) << "after the SVDs";
-  });
-}
-
 // ---------------------------------------------------------------------------------------
 // The trainer's cadence and agreed decisions
 

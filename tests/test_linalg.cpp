@@ -319,10 +319,11 @@ TEST(TruncatedSvd, RejectsImpossibleCountsAndUndefinedSubspaces) {
   }
 }
 
-/// As for QR and PDGESVD (tests/test_checkpoint.cpp): the reduction and back-transformation
-/// (PDSYNTRD, PDORMTR) must not change PBLAS's topologies, which decide how later PDGEMMs
-/// accumulate (bitwise restarts depend on it).
-TEST(TruncatedSvd, LeavesPblasTopologiesAsItFoundThem) {
+/// ScaLAPACK's QR, SVD, reduction and back-transformation routines (PDGEQRF/PDORGQR, PDGESVD,
+/// PDSYNTRD, PDORMTR) change PBLAS's broadcast topologies, which decide how later PDGEMMs
+/// accumulate: a restarted process (no QR or SVD at init) would drift from one never stopped.
+/// Every routine that calls them must leave the topologies as it found them.
+TEST(Determinism, ScalapackRoutinesLeavePblasTopologiesAsTheyFoundThem) {
   test::on_world_grid([&](const ProcessGrid& grid) {
     int context = grid.blacs_context();
     const auto topologies = [&] {
@@ -331,14 +332,22 @@ TEST(TruncatedSvd, LeavesPblasTopologiesAsItFoundThem) {
         for (const char* scope : {"R", "C", "A"}) all += *PB_Ctop(&context, op, scope, "!");
       return all;
     };
+    // From the library's initial state (earlier tests may have left another one behind).
     for (const char* op : {"B", "C"})
       for (const char* scope : {"R", "C", "A"}) PB_Ctop(&context, op, scope, " ");
     const std::string before = topologies();
+    DistMatrix q(grid, 20, 6, 4);
+    q.fill([](std::int64_t i, std::int64_t j) { return gaussian(3, 1, i * 6 + j); });
+    orthonormalize_columns(q);
+    EXPECT_EQ(topologies(), before) << "after orthonormalize_columns";
+    singular_values(q);
+    svd(q);
+    EXPECT_EQ(topologies(), before) << "after the SVDs";
     for (const auto& [m, n] : {std::pair<std::int64_t, std::int64_t>{20, 12}, {12, 20}}) {
       DistMatrix a(grid, m, n, 4);
       a.fill([](std::int64_t i, std::int64_t j) { return gaussian(3, 2, i * 100 + j); });
       top_singular_vectors(a, 3);
-      EXPECT_EQ(topologies(), before) << m << "x" << n;
+      EXPECT_EQ(topologies(), before) << "after top_singular_vectors, " << m << "x" << n;
     }
   });
 }
