@@ -25,6 +25,10 @@ class DenseStrategy : public Strategy {
   std::optional<DistMatrix> truth_;
   std::optional<double> truth_norm_sq_;
   double normalization_;
+  /// Buffers kept across evaluations: the partial products W_l...W_1 (l >= 1), the residual S
+  /// and the back-propagated products (W_K...W_{l+1})^T S.
+  std::vector<std::optional<DistMatrix>> products_, upstream_;
+  std::optional<DistMatrix> residual_;
 };
 
 /// Phi = U V^T as a dense m x n DistMatrix (for the dense strategy's recovery error).
