@@ -207,6 +207,14 @@ void gemm(char trans_a, char trans_b, double alpha, const DistMatrix& a, const D
   const std::int64_t b_cols = trans_b == 'N' ? b.cols() : b.rows();
   fail_if(a_rows != m || b_rows != k || b_cols != n, "gemm: shapes do not conform");
   if (m == 0 || n == 0) return;
+  if (c.grid().size() == 1) {
+    // One process holds every matrix whole (column-major, leading dimension desc[8]): call
+    // DGEMM directly. PDGEMM's transposed forms ran at half DGEMM speed here.
+    const int lda = a.ld(), ldb = b.ld(), ldc = c.ld();
+    dgemm_(&trans_a, &trans_b, &m, &n, &k, &alpha, a.data(), &lda, b.data(), &ldb, &beta, c.data(),
+           &ldc, 1, 1);
+    return;
+  }
   pdgemm_(&trans_a, &trans_b, &m, &n, &k, &alpha, a.data(), &kOne, &kOne, a.desc(), b.data(),
           &kOne, &kOne, b.desc(), &beta, c.data(), &kOne, &kOne, c.desc());
 }
