@@ -1,7 +1,5 @@
 #include "cdmf/strategy/dense_strategy.hpp"
 
-#include <algorithm>
-
 #include "cdmf/core/error.hpp"
 
 namespace cdmf {
@@ -87,13 +85,7 @@ Evaluation DenseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>* 
   if (!gradient) return result;
 
   // Backward: upstream(l) = (W_K...W_{l+1})^T S; dF/dW_l = upstream(l) partial(l-1)^T.
-  const bool reusable = gradient->size() == chain.factors.size() &&
-                        std::equal(gradient->begin(), gradient->end(), chain.factors.begin(),
-                                   [](const DistMatrix& g, const DistMatrix& w) { return g.same_layout(w); });
-  if (!reusable) {
-    gradient->clear();
-    for (const DistMatrix& w : chain.factors) gradient->emplace_back(w.grid(), w.rows(), w.cols(), w.block());
-  }
+  shape_like_factors(chain, *gradient);
   upstream_.resize(static_cast<size_t>(depth));
   const DistMatrix* upstream = s;
   for (int l = depth - 1; l >= 1; --l) {

@@ -284,15 +284,7 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
 
   allreduce_in_place(y.data, grid.row_comm());
   allreduce_in_place(z.data, grid.col_comm());
-  // Every local entry of every gradient is written below: reuse the caller's matrices when
-  // they have the factors' layouts (the usual case from the second iteration on).
-  const bool reusable = gradient->size() == chain.factors.size() &&
-                        std::equal(gradient->begin(), gradient->end(), chain.factors.begin(),
-                                   [](const DistMatrix& g, const DistMatrix& w) { return g.same_layout(w); });
-  if (!reusable) {
-    gradient->clear();
-    for (const DistMatrix& w : chain.factors) gradient->emplace_back(w.grid(), w.rows(), w.cols(), w.block());
-  }
+  shape_like_factors(chain, *gradient);
   // dF/dA = Y M^T, dF/dB = M^T Z  (Z stored transposed: z = (A^T S)^T, so dF/dB^T = z M).
   const Panel grad_a = multiply(y, false, m_inner, true);  // local rows x k_out
   const Panel grad_bt = multiply(z, false, m_inner, false);  // local cols x k_in

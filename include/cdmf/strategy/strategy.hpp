@@ -35,4 +35,9 @@ class Strategy {
   virtual double normalization() const = 0;
 };
 
+/// Shapes `gradient` like the chain's factors, keeping its matrices when they already have the
+/// factors' layouts (the usual case from the second iteration on): strategies overwrite every
+/// local entry, so no clearing is needed.
+void shape_like_factors(const Chain& chain, std::vector<DistMatrix>& gradient);
+
 }  // namespace cdmf
