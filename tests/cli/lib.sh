@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Helpers for the bash tests of the cdmf executable (sourced by test_cli.sh, test_restart.sh
 # and tests/slurm/test_slurm.sh): each check runs in a subshell with errexit, prints PASS/FAIL
-# with its time, and the script ends with "N passed, M failed". Expects CDMF, MPIEXEC,
-# PREFLAGS (array) and WORK to be set before it is sourced; sets PYTHON when unset.
+# with its time, and the script ends with "N passed, M failed". The checks need CDMF, MPIEXEC,
+# PREFLAGS (array) and WORK, set by the script or by cli_test_args; sets PYTHON when unset.
 
 PASSED=0
 FAILED=0
@@ -12,6 +12,59 @@ export OPENBLAS_NUM_THREADS=1
 # Open MPI waits odls_base_sigkill_timeout (1 s) after a rank exits non-zero before it reports;
 # every failing run pays it, so shorten it.
 export OMPI_MCA_odls_base_sigkill_timeout=${OMPI_MCA_odls_base_sigkill_timeout:-0}
+
+# cli_test_args NAME "SECTION..." ARGS...: the arguments of the CLI test scripts,
+# "CDMF MPIEXEC PREFLAGS SOURCE_DIR [SECTION]" (PREFLAGS separated by ';' or spaces, may be
+# empty; SECTION one of the listed ones, default "all"), into CDMF, MPIEXEC, PREFLAGS, SRC and
+# SECTION; then makes WORK (a fresh directory NAME_SECTION.* under the current one) and enters it.
+cli_test_args() {
+  local name=$1 sections=$2
+  shift 2
+  if [[ $# -lt 4 ]]; then
+    echo "usage: $0 CDMF MPIEXEC PREFLAGS SOURCE_DIR [all|${sections// /|}]" >&2
+    exit 2
+  fi
+  CDMF=$(realpath "$1")
+  MPIEXEC=$2
+  IFS='; ' read -r -a PREFLAGS <<< "$3"
+  SRC=$(realpath "$4")
+  SECTION=${5:-all}
+  [[ " all $sections " == *" $SECTION "* ]] || { echo "unknown section '$SECTION'" >&2; exit 2; }
+  WORK=$(mktemp -d "$PWD/${name}_${SECTION}.XXXXXX")
+  cd "$WORK"
+}
+
+# json_get FILE KEY: one value of a JSON object.
+json_get() {
+  "$PYTHON" -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"
+}
+
+# same_summary A.json B.json TOL KEY...: the KEYs of two summaries agree to TOL (relative).
+same_summary() {
+  "$PYTHON" - "$@" <<'EOF'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+tol, ok = float(sys.argv[3]), True
+print(f"note: {sys.argv[1]}: grid {a['grid']}, {a['iterations']} iterations")
+for key in sys.argv[4:]:
+    err = abs(a[key] - b[key]) / max(abs(b[key]), 1e-300)
+    ok = ok and err <= tol
+    print(f"note:   {key} {a[key]!r} vs {b[key]!r}: relative difference {err:.1e} (tol {tol:g})")
+sys.exit(0 if ok else 1)
+EOF
+}
+
+# factors_dump FILE: every factor of a factor file or checkpoint, exactly (17 digits).
+factors_dump() {
+  h5dump -m %.17g -g /factors "$1" | sed 1d
+}
+
+# same_outputs A.csv B.csv A.h5 B.h5: the metrics agree bit for bit but for the clock (column
+# 2) and the factor files hold the same factors.
+same_outputs() {
+  cmp <(cut -d, -f1,3- "$1") <(cut -d, -f1,3- "$2")
+  cmp <(factors_dump "$3") <(factors_dump "$4")
+}
 
 # mpi N ARGS...: cdmf on N ranks (a hang becomes a failure after 120 s).
 mpi() {

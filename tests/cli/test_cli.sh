@@ -15,35 +15,9 @@
 #             before the data is read, and a failed generate leaves no --out directory.
 set -euo pipefail
 
-if [[ $# -lt 4 ]]; then
-  echo "usage: $0 CDMF MPIEXEC PREFLAGS SOURCE_DIR [all|end_to_end|bad_input]" >&2
-  exit 2
-fi
-CDMF=$(realpath "$1")
-MPIEXEC=$2
-IFS='; ' read -r -a PREFLAGS <<< "$3"
-SRC=$(realpath "$4")
-SECTION=${5:-all}
-case $SECTION in all | end_to_end | bad_input) ;; *) echo "unknown section '$SECTION'" >&2; exit 2 ;; esac
-WORK=$(mktemp -d "$PWD/cli_${SECTION}.XXXXXX")
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cd "$WORK"
+cli_test_args cli "end_to_end bad_input" "$@"
 echo "cdmf CLI tests ($SECTION): $CDMF, work directory $WORK"
-
-# same_summary A.json B.json TOL KEY...: the KEYs of two summaries agree to TOL (relative).
-same_summary() {
-  "$PYTHON" - "$@" <<'EOF'
-import json, sys
-a, b = (json.load(open(f)) for f in sys.argv[1:3])
-tol, ok = float(sys.argv[3]), True
-print(f"note: {sys.argv[1]}: grid {a['grid']}, {a['iterations']} iterations")
-for key in sys.argv[4:]:
-    err = abs(a[key] - b[key]) / max(abs(b[key]), 1e-300)
-    ok = ok and err <= tol
-    print(f"note:   {key} {a[key]!r} vs {b[key]!r}: relative difference {err:.1e} (tol {tol:g})")
-sys.exit(0 if ok else 1)
-EOF
-}
 
 # --------------------------------------------------------------------------------------------
 # End to end

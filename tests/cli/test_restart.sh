@@ -18,53 +18,18 @@
 #                 non-zero exit on every rank, and the newest good checkpoint is unchanged.
 set -euo pipefail
 
-if [[ $# -lt 4 ]]; then
-  echo "usage: $0 CDMF MPIEXEC PREFLAGS SOURCE_DIR [all|restart|signals|bad_checkpoint]" >&2
-  exit 2
-fi
-CDMF=$(realpath "$1")
-MPIEXEC=$2
-IFS='; ' read -r -a PREFLAGS <<< "$3"
-SECTION=${5:-all}
-case $SECTION in all | restart | signals | bad_checkpoint) ;; *) echo "unknown section '$SECTION'" >&2; exit 2 ;; esac
-WORK=$(mktemp -d "$PWD/restart_${SECTION}.XXXXXX")
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-cd "$WORK"
+cli_test_args restart "restart signals bad_checkpoint" "$@"
 echo "cdmf restart tests ($SECTION): $CDMF, work directory $WORK"
 
 # The exit status of a run stopped by a signal or --max-walltime (src/cli/commands.hpp).
 INTERRUPTED=75
 
-# factors_dump FILE: every factor of a factor file or checkpoint, exactly (17 digits).
-factors_dump() {
-  h5dump -m %.17g -g /factors "$1" | sed 1d
-}
-
 # same_run A B: A.csv/B.csv agree bit for bit but for the clock, A.h5/B.h5 hold the same factors.
 same_run() {
-  cmp <(cut -d, -f1,3- "$1.csv") <(cut -d, -f1,3- "$2.csv")
-  cmp <(factors_dump "$1.h5") <(factors_dump "$2.h5")
+  same_outputs "$1.csv" "$2.csv" "$1.h5" "$2.h5"
   echo "note: $(($(wc -l < "$1.csv") - 1)) metrics rows and the factors identical; last row:" \
     "$(tail -n 1 "$2.csv" | cut -d, -f1,3 | tr , ' ')"
-}
-
-# same_summary A.json B.json TOL KEY...: the KEYs of two summaries agree to TOL (relative).
-same_summary() {
-  "$PYTHON" - "$@" <<'EOF'
-import json, sys
-a, b = (json.load(open(f)) for f in sys.argv[1:3])
-tol, ok = float(sys.argv[3]), True
-for key in sys.argv[4:]:
-    err = abs(a[key] - b[key]) / max(abs(b[key]), 1e-300)
-    ok = ok and err <= tol
-    print(f"note:   {key} {a[key]!r} vs {b[key]!r}: relative difference {err:.1e} (tol {tol:g})")
-sys.exit(0 if ok else 1)
-EOF
-}
-
-# json_get FILE KEY: one value of a JSON object.
-json_get() {
-  "$PYTHON" -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"
 }
 
 # The problem: 30 x 24, rank 3, 30% observed.

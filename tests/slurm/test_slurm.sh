@@ -163,18 +163,9 @@ job_state() {
   scontrol show job "$1" | tr ' ' '\n' | awk -F= '/^JobState=/ { s = $2 } /^ExitCode=/ { e = $2 } END { print s, e }'
 }
 
-json_get() {
-  "$PYTHON" -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"
-}
-
-factors_dump() {
-  h5dump -m %.17g -g /factors "$1" | sed 1d
-}
-
 # same_run DIR_A DIR_B: metrics (but for the clock) and final factors identical.
 same_run() {
-  cmp <(cut -d, -f1,3- "$1/metrics.csv") <(cut -d, -f1,3- "$2/metrics.csv")
-  cmp <(factors_dump "$1/model.h5") <(factors_dump "$2/model.h5")
+  same_outputs "$1/metrics.csv" "$2/metrics.csv" "$1/model.h5" "$2/model.h5"
   echo "note: $2 = $1: $(($(wc -l < "$1/metrics.csv") - 1)) metrics rows and the factors identical"
 }
 
