@@ -254,7 +254,9 @@ void expect_bitwise_restart(const ProcessGrid& grid, Model model, OptimizerKind 
 
   RunSetup b(grid, model, kind, p);
   std::int64_t boundary = 0;
-  Trainer first({60, 0.0, 10, 0, 20}, {},
+  TrainerConfig polled_each_iteration{60, 0.0, 10, 0, 20};
+  polled_each_iteration.agreement_seconds = 0.0;  // so that poll 27 is iteration 27
+  Trainer first(polled_each_iteration, {},
                 [&] { return boundary++ >= 27 && grid.rank() == grid.size() - 1 ? SIGUSR1 : 0; });
   std::vector<std::int64_t> written;
   first.set_checkpoint_hook([&](const Chain& c, const Optimizer& o, const TrainerState& state) {
@@ -397,6 +399,7 @@ TEST(Trainer, SecondsCadenceAndSignalsAreAgreedAcrossRanks) {
     std::vector<std::int64_t> at;
     TrainerConfig config{100, 0.0, 10, 0};
     config.checkpoint_every_seconds = 1e-12;  // due at every boundary after the start
+    config.agreement_seconds = 0.0;           // agreed at every boundary
     std::int64_t boundary = 0;
     // A SIGTERM that only the last rank sees, at boundary 4: every rank stops there.
     Trainer trainer(config, {}, [&] {
@@ -411,6 +414,25 @@ TEST(Trainer, SecondsCadenceAndSignalsAreAgreedAcrossRanks) {
     EXPECT_EQ(result.iterations, 4);
     EXPECT_EQ(at, (std::vector<std::int64_t>{1, 2, 3, 4}));
     EXPECT_EQ(result.history.back().iteration, 4);  // the final row is reported
+  });
+}
+
+TEST(Trainer, DecisionsAreAgreedAtACadenceOfIterations) {
+  const Problem p = make_problem();
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    RunSetup s(grid, Model::kNarrow, OptimizerKind::kGd, p);
+    TrainerConfig config{1000, 0.0, 10, 0};
+    // Far more than any iteration takes: after the first iteration every rank proposes the
+    // longest cadence, 256 iterations.
+    config.agreement_seconds = 1e9;
+    std::int64_t polls = 0;
+    // The last rank sees a signal from its third poll on: at iteration 0 (nothing measured
+    // yet: cadence 1), 1 (cadence 256 from then on) and 257.
+    Trainer trainer(config, {}, [&] { return polls++ >= 2 && grid.rank() == grid.size() - 1 ? SIGTERM : 0; });
+    const TrainResult result = trainer.run(s.chain, *s.strategy, s.optimizer);
+    EXPECT_EQ(result.stop_reason, "signal");
+    EXPECT_EQ(result.iterations, 257);
+    EXPECT_EQ(polls, 3);
   });
 }
 
@@ -543,7 +565,7 @@ void load_on_world(const std::string& path, const Problem& p) {
 void flip_bytes(const std::string& path, std::uint64_t offset, int count) {
   std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
   file.seekg(static_cast<std::streamoff>(offset));
-  std::vector<char> bytes(static_cast<size_t>(count));
+  std::string bytes(static_cast<size_t>(count), '\0');
   file.read(bytes.data(), count);
   for (char& b : bytes) b = static_cast<char>(~b);
   file.seekp(static_cast<std::streamoff>(offset));

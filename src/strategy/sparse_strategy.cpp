@@ -63,36 +63,79 @@ void allreduce_in_place(std::vector<double>& data, MPI_Comm comm) {
 }
 
 /// The local part of `a` along one dimension with all of the other, gathered over the
-/// processes that share it: for kRows, the local rows of `a` (block-cyclic over grid rows)
-/// with all columns, gathered over the row communicator (local_rows x cols, the same on every
-/// process of a grid row); for kCols, the local columns with all rows, gathered over the
-/// column communicator, as a local_cols x rows panel (rows of the transpose).
+/// processes that share it, into `panel` (reshaped when needed, its buffer reused): for kRows,
+/// the local rows of `a` (block-cyclic over grid rows) with all columns, gathered over the row
+/// communicator (local_rows x cols, the same on every process of a grid row); for kCols, the
+/// local columns with all rows, gathered over the column communicator, as a local_cols x rows
+/// panel (rows of the transpose). Every process sends its column-major local array as it is.
 enum class Along { kRows, kCols };
-Panel local_panel(const DistMatrix& a, Along along, std::int64_t stride = 0) {
+void gather_panel(const DistMatrix& a, Along along, std::int64_t stride, Panel& panel,
+                  std::vector<double>& received) {
   const bool by_rows = along == Along::kRows;
   const CyclicDim& kept = by_rows ? a.row_dim() : a.col_dim();
   const CyclicDim& spread = by_rows ? a.col_dim() : a.row_dim();
-  const MPI_Comm comm = by_rows ? a.grid().row_comm() : a.grid().col_comm();
-  const std::int64_t nk = kept.count(), ns = spread.count();
-  std::vector<double> mine(static_cast<size_t>(nk * ns));
-  for (std::int64_t k = 0; k < nk; ++k)
-    for (std::int64_t t = 0; t < ns; ++t) mine[k * ns + t] = by_rows ? a.at_local(k, t) : a.at_local(t, k);
+  const std::int64_t nk = kept.count();
+  const std::int64_t width = std::max(stride, spread.size);
+  if (panel.rows != nk || panel.cols != spread.size || panel.stride != width) panel = Panel(nk, spread.size, width);
+  // Process q's block holds its count(q) spread indices t for each kept index k, column-major
+  // as stored: entry (k, t) at k + t * nk (kRows) or t + k * count(q) (kCols).
+  const auto unpack = [&](const double* block, int q) {
+    const std::int64_t nq = spread.count(q);
+    for (std::int64_t t = 0; t < nq; ++t) {
+      const std::int64_t g = spread.global(t, q);
+      for (std::int64_t k = 0; k < nk; ++k) panel(k, g) = block[by_rows ? k + t * nk : t + k * nq];
+    }
+  };
+  const std::int64_t mine = nk * spread.count();
+  fail_if(static_cast<std::int64_t>(a.local().size()) < mine, "sparse strategy: unexpected local layout");
+  if (spread.procs == 1) {  // nothing to gather: all of the other dimension is local
+    unpack(a.data(), 0);
+    return;
+  }
   std::vector<int> counts(spread.procs), offsets(spread.procs);
   for (int q = 0; q < spread.procs; ++q) counts[q] = static_cast<int>(nk * spread.count(q));
   for (int q = 1; q < spread.procs; ++q) offsets[q] = offsets[q - 1] + counts[q - 1];
-  std::vector<double> all(static_cast<size_t>(offsets.back() + counts.back()));
-  check_mpi(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(),
-                           counts.data(), offsets.data(), MPI_DOUBLE, comm),
+  received.resize(static_cast<size_t>(offsets.back() + counts.back()));
+  check_mpi(MPI_Allgatherv(a.data(), static_cast<int>(mine), MPI_DOUBLE, received.data(), counts.data(),
+                           offsets.data(), MPI_DOUBLE, by_rows ? a.grid().row_comm() : a.grid().col_comm()),
             "MPI_Allgatherv");
-  Panel panel(nk, spread.size, std::max(stride, spread.size));
-  for (int q = 0; q < spread.procs; ++q) {
-    const std::int64_t qc = spread.count(q);
-    for (std::int64_t t = 0; t < qc; ++t) {
-      const std::int64_t g = spread.global(t, q);
-      for (std::int64_t k = 0; k < nk; ++k) panel(k, g) = all[offsets[q] + k * qc + t];
-    }
-  }
+  for (int q = 0; q < spread.procs; ++q) unpack(received.data() + offsets[q], q);
+}
+
+Panel local_panel(const DistMatrix& a, Along along) {
+  Panel panel;
+  std::vector<double> received;
+  gather_panel(a, along, 0, panel, received);
   return panel;
+}
+
+/// The one process of `dim` (a dimension spread over a communicator) that owns indices, or -1
+/// when several do.
+int sole_owner(const CyclicDim& dim) {
+  int owner = -1;
+  for (int q = 0; q < dim.procs; ++q) {
+    if (dim.count(q) == 0) continue;
+    if (owner >= 0) return -1;
+    owner = q;
+  }
+  return owner;
+}
+
+/// Sums `data` over `comm` where process `root` needs the sum (root -1: every process does).
+/// Returns whether this process holds the sum.
+bool sum_to(std::vector<double>& data, MPI_Comm comm, int root) {
+  int size = 1, me = 0;
+  MPI_Comm_size(comm, &size);
+  MPI_Comm_rank(comm, &me);
+  if (size == 1 || data.empty()) return true;
+  if (root < 0) {
+    allreduce_in_place(data, comm);
+    return true;
+  }
+  check_mpi(MPI_Reduce(me == root ? MPI_IN_PLACE : data.data(), data.data(), static_cast<int>(data.size()),
+                       MPI_DOUBLE, MPI_SUM, root, comm),
+            "MPI_Reduce");
+  return me == root;
 }
 
 /// Small matrices replicated on every rank: each owner contributes its entries to one
@@ -176,10 +219,15 @@ bool is_thin_chain(const Chain& chain) {
   return chain.depth() >= 2 && 4 * k <= std::min(chain.rows(), chain.cols());
 }
 
+struct SparseStrategy::Workspace {
+  Panel a, bt, p, y, z;  // padded panels the fused pass reads and writes
+  std::vector<double> received;
+};
+
 SparseStrategy::SparseStrategy(const Observations& train, const Observations* test,
                                std::optional<DistMatrix> truth_u, std::optional<DistMatrix> truth_v,
                                double normalization)
-    : train_(train), test_(test), normalization_(normalization) {
+    : work_(std::make_unique<Workspace>()), train_(train), test_(test), normalization_(normalization) {
   fail_if(!(normalization > 0.0), "loss normalization must be positive");
   fail_if(truth_u.has_value() != truth_v.has_value(), "sparse strategy: truth needs both U and V");
   if (truth_u) {
@@ -197,6 +245,8 @@ SparseStrategy::SparseStrategy(const Observations& train, const Observations* te
     truth_v_rows_ = vt.data;
   }
 }
+
+SparseStrategy::~SparseStrategy() = default;
 
 const RowGroupedEntries& SparseStrategy::grouped(const Observations& set, RowGroupedEntries& cache,
                                                  const CyclicDim& rows, const CyclicDim& cols) {
@@ -219,12 +269,15 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   const DistMatrix& b_dist = chain.factors.front();  // k_in x n
   const ProcessGrid& grid = a_dist.grid();
   const std::int64_t k_out = a_dist.cols(), k_in = b_dist.rows();
+  Workspace& work = *work_;
 
   // Panels the fused pass reads have rows padded to one stride (zeros beyond k_in in P and
   // B^T, beyond k_out in A, Y and Z).
   const std::int64_t stride = padded_stride(std::max(k_in, k_out));
-  const Panel a = local_panel(a_dist, Along::kRows, stride);   // local rows of A, all k_out columns
-  const Panel bt = local_panel(b_dist, Along::kCols, stride);  // local columns of B as rows, all k_in entries
+  gather_panel(a_dist, Along::kRows, stride, work.a, work.received);   // local rows of A, all k_out columns
+  gather_panel(b_dist, Along::kCols, stride, work.bt, work.received);  // local columns of B as rows
+  const Panel& a = work.a;
+  const Panel& bt = work.bt;
   // Inner factors W_2..W_{K-1}; prefix[l] = W_{l+1} ... W_2 (prefix[0] = I), M = prefix.back().
   std::vector<const DistMatrix*> inner_factors;
   for (int l = 1; l + 1 < depth; ++l) inner_factors.push_back(&chain.factors[static_cast<size_t>(l)]);
@@ -232,7 +285,8 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   std::vector<Panel> prefix{identity(k_in)};
   for (const Panel& w : inner) prefix.push_back(multiply(w, false, prefix.back(), false));
   const Panel& m_inner = prefix.back();                 // k_out x k_in
-  const Panel p = multiply(a, false, m_inner, false, stride);  // P = A M, local rows x k_in
+  work.p = multiply(a, false, m_inner, false, stride);  // P = A M, local rows x k_in
+  const Panel& p = work.p;
 
   const CyclicDim& rows_dim = a_dist.row_dim();
   const CyclicDim& cols_dim = b_dist.col_dim();
@@ -243,19 +297,42 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   grouped_block_ = rows_dim.block;
 
   // The fused pass: residual, then both accumulations, one sweep over the observations.
-  Panel y, z;
+  Panel& y = work.y;  // S B^T, local rows
+  Panel& z = work.z;  // (A^T S)^T, local columns
   if (gradient) {
-    y = Panel(a.rows, k_in, stride);    // S B^T, local rows
-    z = Panel(bt.rows, k_out, stride);  // (A^T S)^T, local columns
+    if (y.rows != a.rows || y.cols != k_in || y.stride != stride) y = Panel(a.rows, k_in, stride);
+    if (z.rows != bt.rows || z.cols != k_out || z.stride != stride) z = Panel(bt.rows, k_out, stride);
+    std::fill(y.data.begin(), y.data.end(), 0.0);
+    std::fill(z.data.begin(), z.data.end(), 0.0);
   }
   const FusedPassPanels panels{p.data.data(), bt.data.data(), a.data.data(), stride};
   const double inv_n = 1.0 / normalization_;
   const double sse = gradient ? fused_pass(train_local, panels, inv_n, y.data.data(), z.data.data())
                               : fused_pass(train_local, panels, 0.0, nullptr, nullptr);
-  Evaluation result;
-  std::vector<double> sums{sse, 0.0};
-  if (test_local) sums[1] = fused_pass(*test_local, panels, 0.0, nullptr, nullptr);
+  const double test_sse = test_local ? fused_pass(*test_local, panels, 0.0, nullptr, nullptr) : 0.0;
+
+  // Y and Z go to where A's and B's entries live; there, A^T Y (summed over the grid with the
+  // losses: processes without A's entries add zeros) gives the inner factors' gradients.
+  bool holds_y = false, holds_z = false;
+  if (gradient) {
+    holds_y = sum_to(y.data, grid.row_comm(), sole_owner(a_dist.col_dim())) && a_dist.local_cols() > 0;
+    holds_z = sum_to(z.data, grid.col_comm(), sole_owner(b_dist.row_dim())) && b_dist.local_rows() > 0;
+  }
+  // sums = [train sse, test sse, A^T Y (k_out x k_in, with inner factors)]
+  std::vector<double> sums{sse, test_sse};
+  const bool with_core = gradient && depth > 2;
+  if (with_core) {
+    sums.resize(2 + static_cast<size_t>(k_out * k_in), 0.0);
+    // Each row of A is counted once: by the process of its grid row that holds Y (with
+    // several holders, the one in grid column 0).
+    if (holds_y && (sole_owner(a_dist.col_dim()) >= 0 || grid.my_col() == 0)) {
+      const Panel core = multiply(a, true, y, false);
+      for (std::int64_t r = 0; r < k_out; ++r)
+        std::copy_n(core.row(r), k_in, sums.begin() + 2 + r * k_in);
+    }
+  }
   allreduce_in_place(sums, grid.comm());
+  Evaluation result;
   result.train_sse = sums[0];
   result.train_count = train_.global_count;
   if (with_metrics && test_) {
@@ -282,21 +359,23 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   }
   if (!gradient) return result;
 
-  allreduce_in_place(y.data, grid.row_comm());
-  allreduce_in_place(z.data, grid.col_comm());
   shape_like_factors(chain, *gradient);
   // dF/dA = Y M^T, dF/dB = M^T Z  (Z stored transposed: z = (A^T S)^T, so dF/dB^T = z M).
-  const Panel grad_a = multiply(y, false, m_inner, true);  // local rows x k_out
-  const Panel grad_bt = multiply(z, false, m_inner, false);  // local cols x k_in
-  scatter_local(gradient->back(),
-                [&](std::int64_t li, std::int64_t, std::int64_t, std::int64_t gj) { return grad_a(li, gj); });
-  // Local column lj of B is row lj of the column panel.
-  scatter_local(gradient->front(),
-                [&](std::int64_t, std::int64_t lj, std::int64_t gi, std::int64_t) { return grad_bt(lj, gi); });
-  if (depth > 2) {
-    // A^T Y (k_out x k_in), then dF/dW_l = (W_{K-1}..W_{l+1})^T (A^T Y) (W_{l-1}..W_2)^T.
-    Panel core = multiply(a, true, y, false);
-    allreduce_in_place(core.data, grid.col_comm());
+  if (holds_y) {
+    const Panel grad_a = multiply(y, false, m_inner, true);  // local rows x k_out
+    scatter_local(gradient->back(),
+                  [&](std::int64_t li, std::int64_t, std::int64_t, std::int64_t gj) { return grad_a(li, gj); });
+  }
+  if (holds_z) {
+    const Panel grad_bt = multiply(z, false, m_inner, false);  // local cols x k_in
+    // Local column lj of B is row lj of the column panel.
+    scatter_local(gradient->front(),
+                  [&](std::int64_t, std::int64_t lj, std::int64_t gi, std::int64_t) { return grad_bt(lj, gi); });
+  }
+  if (with_core) {
+    // dF/dW_l = (W_{K-1}..W_{l+1})^T (A^T Y) (W_{l-1}..W_2)^T.
+    Panel core(k_out, k_in);
+    for (std::int64_t r = 0; r < k_out; ++r) std::copy_n(sums.begin() + 2 + r * k_in, k_in, core.row(r));
     Panel suffix = identity(k_out);  // W_{K-1} ... W_{l+1}
     for (int l = depth - 2; l >= 1; --l) {
       const Panel left = multiply(suffix, true, core, false);

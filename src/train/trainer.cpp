@@ -46,6 +46,8 @@ Trainer::Trainer(TrainerConfig config, RowSink sink, StopPoll stop_poll, Probe p
           config.checkpoint_every_seconds);
   fail_if(!(config.walltime_budget >= 0.0), "the wall-time budget must be non-negative (got {})",
           config.walltime_budget);
+  fail_if(!(config.agreement_seconds >= 0.0), "the agreement interval must be non-negative (got {})",
+          config.agreement_seconds);
 }
 
 TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
@@ -82,24 +84,40 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
     return end - begin;
   };
   // Decisions taken from clocks or signals differ between ranks: they are agreed (one small
-  // allreduce per iteration) whenever one of them is in use.
+  // allreduce) whenever one of them is in use, every `agree_every` iterations: about every
+  // config_.agreement_seconds of work (an allreduce per iteration cost 2-3% of a fast
+  // iteration), a cadence the ranks agree on too (the smallest proposal).
   const bool agree = static_cast<bool>(stop_poll_) || config_.checkpoint_every_seconds > 0.0 ||
                      config_.walltime_budget > 0.0;
+  std::int64_t agree_every = 1, next_agreement = start.iteration;
 
   for (std::int64_t t = start.iteration;; ++t) {
     const double iteration_begin = MPI_Wtime();
     const double boundary_best = best_test;
     const std::int64_t boundary_stale = stale_logs;
     const size_t boundary_rows = result.history.size();
-    int decision[3] = {0, 0, 0};  // signal number, seconds cadence due, wall time running out
-    if (agree) {
+    // signal number, seconds cadence due, wall time running out, -(proposed cadence)
+    int decision[4] = {0, 0, 0, 0};
+    if (agree && t >= next_agreement) {
       decision[0] = stop_poll_ ? stop_poll_() : 0;
       decision[1] = config_.checkpoint_every_seconds > 0.0 &&
                     iteration_begin - last_checkpoint_time >= config_.checkpoint_every_seconds;
+      const std::int64_t done = t - start.iteration;
+      const double mean_iteration = done > 0 ? (iteration_begin - run_start) / static_cast<double>(done) : 0.0;
+      const int proposal =
+          mean_iteration > 0.0
+              ? static_cast<int>(std::clamp(config_.agreement_seconds / mean_iteration, 1.0, 256.0))
+              : 1;
+      decision[3] = -proposal;
+      // Until the next agreement at most `proposal` iterations run (the agreed cadence is the
+      // smallest proposal), one of them perhaps as slow as the slowest so far.
       decision[2] = config_.walltime_budget > 0.0 &&
-                    (iteration_begin - run_start) + slowest_iteration + slowest_checkpoint >=
+                    (iteration_begin - run_start) + (proposal - 1) * mean_iteration + slowest_iteration +
+                            slowest_checkpoint >=
                         config_.walltime_budget;
-      check_mpi(MPI_Allreduce(MPI_IN_PLACE, decision, 3, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, decision, 4, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
+      agree_every = -decision[3];
+      next_agreement = t + agree_every;
     }
     // Stopping is decided from the loss at Theta(t), which needs the metrics row when it ends.
     const bool at_limit = t >= config_.max_iters;

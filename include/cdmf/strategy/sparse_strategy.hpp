@@ -8,15 +8,18 @@
 ///      factors everywhere; P = A M (m x k rows, local);
 ///   2. one fused pass over the local observations (i, j): r = P_i . B_j - Phi_ij, s = r / N,
 ///      Y_i += s B_j (Y = S B^T), Z_j += s A_i (Z = A^T S, by columns);
-///   3. sum Y over the row communicator and Z over the column communicator; then
-///      dF/dA = Y M^T,  dF/dB = M^T Z,  and for inner factor W_l (2 <= l <= K-1)
-///      dF/dW_l = (W_{K-1}..W_{l+1})^T (A^T Y) (W_{l-1}..W_2)^T, with A^T Y summed over the
-///      column communicator (k x k).
+///   3. sum Y over the row communicator and Z over the column communicator, each to the one
+///      process that owns A's (B's) entries there when there is one (the usual case: thin
+///      factors fit in one block), to every process otherwise; then dF/dA = Y M^T and
+///      dF/dB = M^T Z where A and B live, and for inner factor W_l (2 <= l <= K-1)
+///      dF/dW_l = (W_{K-1}..W_{l+1})^T (A^T Y) (W_{l-1}..W_2)^T, with A^T Y (k x k) summed
+///      over all processes in the same allreduce as the losses.
 ///
 /// Cost per evaluation O(|Omega| k + (m/Pr + n/Pc) k^2 + K k^3); communication
 /// O((m/Pr + n/Pc) k) words. No m x n array exists. The recovery error against a truth
 /// given as factors (Phi = U_t V_t^T, rank r) uses ||X - Phi||^2 = ||X||^2 - 2<X, Phi> + ||Phi||^2
 /// with k x k and k x r Gram matrices, also without forming m x n arrays.
+#include <memory>
 #include <optional>
 
 #include "cdmf/strategy/fused_pass.hpp"
@@ -30,6 +33,7 @@ class SparseStrategy : public Strategy {
   SparseStrategy(const Observations& train, const Observations* test,
                  std::optional<DistMatrix> truth_u, std::optional<DistMatrix> truth_v,
                  double normalization);
+  ~SparseStrategy() override;
 
   Evaluation evaluate(const Chain& chain, std::vector<DistMatrix>* gradient,
                       bool with_metrics) override;
@@ -41,6 +45,10 @@ class SparseStrategy : public Strategy {
   const RowGroupedEntries& grouped(const Observations& set, RowGroupedEntries& cache,
                                    const CyclicDim& rows, const CyclicDim& cols);
 
+  /// Panels and buffers kept across evaluations (allocating them each iteration cost more
+  /// than filling them).
+  struct Workspace;
+  std::unique_ptr<Workspace> work_;
   const Observations& train_;
   const Observations* test_;
   RowGroupedEntries train_grouped_, test_grouped_;

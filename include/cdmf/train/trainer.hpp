@@ -50,6 +50,10 @@ struct TrainerConfig {
   /// at the first boundary where the time used plus the slowest iteration and the slowest
   /// checkpoint write so far would exceed it.
   double walltime_budget = 0.0;
+  /// Signals, the seconds cadence and the wall-time budget are agreed across ranks (one small
+  /// allreduce) every so many iterations that about this much work runs between agreements
+  /// (0: at every iteration). A signal stops the run within about this much time.
+  double agreement_seconds = 0.01;
 };
 
 /// Where a run stands at an iteration boundary, besides the factors and the optimizer: what
