@@ -42,9 +42,13 @@ void compare_strategies(int depth, std::int64_t k_in, std::int64_t k_out) {
   const SerialMatrix truth = test::multiply(ut, vt, false, true);
   const EntryList train = test::random_entries(m, n, 0.35, 5, truth);
   EntryList test_entries = test::random_entries(m, n, 0.3, 6, truth);
+  // Block 3: the thin dimensions spread over several processes (gradients summed to all of
+  // them); block 8: each on one process (summed to it alone, written in place).
+  for (int block : {3, 8})
   for (GridShape shape : test::available_shapes()) {
     test::on_grid(shape, [&](const ProcessGrid& grid) {
-      IndexLayout layout(m, n, choose_block_size(m, n, grid, 3), 8);
+      SCOPED_TRACE("block " + std::to_string(block));
+      IndexLayout layout(m, n, choose_block_size(m, n, grid, block), 8);
       // A thin chain with generic (non-orthogonal) factors.
       Chain chain;
       chain.kind = ModelKind::kNarrow;

@@ -29,23 +29,32 @@ struct Panel {
   double operator()(std::int64_t i, std::int64_t j) const { return data[i * stride + j]; }
 };
 
+/// Column-major C (m x n, leading dimension ldc) = op(A) op(B) by BLAS.
+void blas_multiply(char trans_a, char trans_b, std::int64_t m, std::int64_t n, std::int64_t k,
+                   const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double* c,
+                   std::int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
+  const int ia = static_cast<int>(std::max<std::int64_t>(1, lda));
+  const int ib = static_cast<int>(std::max<std::int64_t>(1, ldb));
+  const int ic = static_cast<int>(std::max<std::int64_t>(1, ldc));
+  const double one = 1.0, zero = 0.0;
+  if (k == 0) {
+    for (std::int64_t j = 0; j < n; ++j) std::fill_n(c + j * ldc, m, 0.0);
+    return;
+  }
+  dgemm_(&trans_a, &trans_b, &im, &in, &ik, &one, a, &ia, b, &ib, &zero, c, &ic, 1, 1);
+}
+
 /// C = op(A) op(B) for row-major panels (BLAS on the column-major view of the transposes),
 /// with rows `stride` apart (0: unpadded).
 Panel multiply(const Panel& a, bool trans_a, const Panel& b, bool trans_b, std::int64_t stride = 0) {
   const std::int64_t m = trans_a ? a.cols : a.rows, k = trans_a ? a.rows : a.cols;
   const std::int64_t n = trans_b ? b.rows : b.cols;
   Panel c(m, n, std::max(stride, n));
-  if (m == 0 || n == 0) return c;
-  if (k == 0) return c;
   // Row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T.
-  const char ta = trans_b ? 'T' : 'N', tb = trans_a ? 'T' : 'N';
-  const int im = static_cast<int>(n), in = static_cast<int>(m), ik = static_cast<int>(k);
-  const int lda = static_cast<int>(std::max<std::int64_t>(1, b.stride));
-  const int ldb = static_cast<int>(std::max<std::int64_t>(1, a.stride));
-  const int ldc = static_cast<int>(std::max<std::int64_t>(1, c.stride));
-  const double one = 1.0, zero = 0.0;
-  dgemm_(&ta, &tb, &im, &in, &ik, &one, b.data.data(), &lda, a.data.data(), &ldb, &zero,
-         c.data.data(), &ldc, 1, 1);
+  blas_multiply(trans_b ? 'T' : 'N', trans_a ? 'T' : 'N', n, m, k, b.data.data(), b.stride, a.data.data(),
+                a.stride, c.data.data(), c.stride);
   return c;
 }
 
@@ -361,15 +370,28 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
 
   shape_like_factors(chain, *gradient);
   // dF/dA = Y M^T, dF/dB = M^T Z  (Z stored transposed: z = (A^T S)^T, so dF/dB^T = z M).
-  if (holds_y) {
+  // Where a process holds all of the thin dimension (the usual case), its local columns of
+  // dF/dA (rows of dF/dB) are the global ones in order: BLAS writes them in place.
+  DistMatrix& grad_a_dist = gradient->back();
+  DistMatrix& grad_b_dist = gradient->front();
+  const int ld_a = grad_a_dist.ld(), ld_b = grad_b_dist.ld();
+  if (holds_y && grad_a_dist.local_cols() == k_out) {
+    // Column-major dF/dA = Y M^T = (Y^T)^T (M^T): row-major Y is column-major Y^T, and M is M^T.
+    blas_multiply('T', 'N', a.rows, k_out, k_in, y.data.data(), stride, m_inner.data.data(), m_inner.stride,
+                  grad_a_dist.data(), ld_a);
+  } else if (holds_y) {
     const Panel grad_a = multiply(y, false, m_inner, true);  // local rows x k_out
-    scatter_local(gradient->back(),
+    scatter_local(grad_a_dist,
                   [&](std::int64_t li, std::int64_t, std::int64_t, std::int64_t gj) { return grad_a(li, gj); });
   }
-  if (holds_z) {
+  if (holds_z && grad_b_dist.local_rows() == k_in) {
+    // Column-major dF/dB = M^T Z^T: row-major M is M^T, row-major z (= Z^T) is Z.
+    blas_multiply('N', 'N', k_in, bt.rows, k_out, m_inner.data.data(), m_inner.stride, z.data.data(), stride,
+                  grad_b_dist.data(), ld_b);
+  } else if (holds_z) {
     const Panel grad_bt = multiply(z, false, m_inner, false);  // local cols x k_in
     // Local column lj of B is row lj of the column panel.
-    scatter_local(gradient->front(),
+    scatter_local(grad_b_dist,
                   [&](std::int64_t, std::int64_t lj, std::int64_t gi, std::int64_t) { return grad_bt(lj, gi); });
   }
   if (with_core) {
