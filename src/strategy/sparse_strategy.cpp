@@ -130,21 +130,43 @@ int sole_owner(const CyclicDim& dim) {
   return owner;
 }
 
-/// Sums `data` over `comm` where process `root` needs the sum (root -1: every process does).
-/// Returns whether this process holds the sum.
-bool sum_to(std::vector<double>& data, MPI_Comm comm, int root) {
+/// Sums `data` over `comm` where process `root` needs the sum (root -1: every process does),
+/// `gathered` being scratch space. Returns whether this process holds the sum. On a few
+/// processes one of them gathers the parts and adds them itself (then broadcasts the sum when
+/// every process needs it): Open MPI's MPI_Reduce of a 100 KB panel took 65-75 us on two
+/// ranks here, MPI_Allreduce 30-35 us, a gather and the additions 10-12 us.
+bool sum_to(std::vector<double>& data, MPI_Comm comm, int root, std::vector<double>& gathered) {
   int size = 1, me = 0;
   MPI_Comm_size(comm, &size);
   MPI_Comm_rank(comm, &me);
   if (size == 1 || data.empty()) return true;
-  if (root < 0) {
-    allreduce_in_place(data, comm);
-    return true;
+  const int count = static_cast<int>(data.size());
+  constexpr int kMaxGatheringProcesses = 4;
+  if (size > kMaxGatheringProcesses) {
+    if (root < 0) {
+      allreduce_in_place(data, comm);
+      return true;
+    }
+    check_mpi(MPI_Reduce(me == root ? MPI_IN_PLACE : data.data(), data.data(), count, MPI_DOUBLE, MPI_SUM,
+                         root, comm),
+              "MPI_Reduce");
+    return me == root;
   }
-  check_mpi(MPI_Reduce(me == root ? MPI_IN_PLACE : data.data(), data.data(), static_cast<int>(data.size()),
-                       MPI_DOUBLE, MPI_SUM, root, comm),
-            "MPI_Reduce");
-  return me == root;
+  const int gatherer = std::max(root, 0);  // for every process: sum on process 0, then broadcast
+  if (me == gatherer) gathered.resize(static_cast<size_t>(size) * data.size());
+  check_mpi(MPI_Gather(data.data(), count, MPI_DOUBLE, gathered.data(), count, MPI_DOUBLE, gatherer, comm),
+            "MPI_Gather");
+  if (me == gatherer) {
+    // In process order, whichever the root.
+    std::copy_n(gathered.begin(), count, data.begin());
+    for (int q = 1; q < size; ++q) {
+      const double* part = gathered.data() + static_cast<size_t>(q) * data.size();
+      for (int e = 0; e < count; ++e) data[static_cast<size_t>(e)] += part[e];
+    }
+  }
+  if (root >= 0) return me == root;
+  check_mpi(MPI_Bcast(data.data(), count, MPI_DOUBLE, gatherer, comm), "MPI_Bcast");
+  return true;
 }
 
 /// Small matrices replicated on every rank: each owner contributes its entries to one
@@ -324,8 +346,10 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   // losses: processes without A's entries add zeros) gives the inner factors' gradients.
   bool holds_y = false, holds_z = false;
   if (gradient) {
-    holds_y = sum_to(y.data, grid.row_comm(), sole_owner(a_dist.col_dim())) && a_dist.local_cols() > 0;
-    holds_z = sum_to(z.data, grid.col_comm(), sole_owner(b_dist.row_dim())) && b_dist.local_rows() > 0;
+    holds_y = sum_to(y.data, grid.row_comm(), sole_owner(a_dist.col_dim()), work.received) &&
+              a_dist.local_cols() > 0;
+    holds_z = sum_to(z.data, grid.col_comm(), sole_owner(b_dist.row_dim()), work.received) &&
+              b_dist.local_rows() > 0;
   }
   // sums = [train sse, test sse, A^T Y (k_out x k_in, with inner factors)]
   std::vector<double> sums{sse, test_sse};
