@@ -2,6 +2,8 @@
 // trajectories, finite-difference gradients, and agreement across process-grid shapes.
 #include <gtest/gtest.h>
 
+#include <fmt/core.h>
+
 #include <cmath>
 
 #include "cdmf/data/layout.hpp"
@@ -146,6 +148,55 @@ TEST(DenseModel, SameSeedGivesSameRunOnEveryGrid) {
       EXPECT_EQ(draws.data, reference_draws) << "Gaussian draws must be bitwise equal";
       EXPECT_LT(max_relative_difference(init, reference_init), 1e-14);
       EXPECT_LT(test::relative_error(end.data, reference_end), 1e-10);
+    });
+  }
+}
+
+TEST(DenseModel, FirstFactorGradientIsTheFullEvaluationsBitForBit) {
+  const SmallProblem p;
+  for (GridShape shape : test::available_shapes()) {
+    test::on_grid(shape, [&](const ProcessGrid& grid) {
+      for (const int depth : {1, 2, 3, 4}) {
+        SCOPED_TRACE(fmt::format("grid {}x{}, depth {}", shape.rows, shape.cols, depth));
+        IndexLayout layout(p.m, p.n, choose_block_size(p.m, p.n, grid, 3), 7);
+        const Chain chain = make_deep_chain(grid, layout, depth, p.width, 0.7, 17);
+        const Observations obs = test::owned_observations(grid, layout, p.entries);
+        DenseStrategy full(obs, nullptr, std::nullopt, p.normalization);
+        std::vector<DistMatrix> gradient;
+        full.evaluate(chain, &gradient, false);
+        DenseStrategy first(obs, nullptr, std::nullopt, p.normalization);
+        const DistMatrix g = first.first_factor_gradient(chain);
+        ASSERT_TRUE(g.same_layout(gradient.front()));
+        EXPECT_EQ(g.local(), gradient.front().local());
+        // Its buffers released, the strategy evaluates as before.
+        std::vector<DistMatrix> again;
+        first.evaluate(chain, &again, false);
+        for (size_t l = 0; l < gradient.size(); ++l) EXPECT_EQ(again[l].local(), gradient[l].local());
+      }
+    });
+  }
+}
+
+TEST(Random, BatchedGaussiansAreTheSingleDrawsBitForBit) {
+  std::vector<std::uint64_t> index;
+  for (std::uint64_t k = 0; k < 1000; ++k) index.push_back(k * 7919 + (k % 3 == 0 ? k << 33 : 0));
+  std::vector<double> batch(index.size());
+  for (const size_t count : {size_t{0}, size_t{5}, size_t{16}, size_t{17}, size_t{1000}}) {
+    gaussians(9, 123, index.data(), count, batch.data());
+    for (size_t k = 0; k < count; ++k)
+      ASSERT_EQ(batch[k], gaussian(9, 123, index[k])) << "draw " << k << " of " << count;
+  }
+  // Gaussian matrices: entry (i, j) is draw oi * cols + oj, oi/oj its original indices.
+  const std::int64_t m = 37, n = 23;
+  for (GridShape shape : test::available_shapes()) {
+    test::on_grid(shape, [&](const ProcessGrid& grid) {
+      const IndexLayout layout(m, n, 4, 3);
+      const DistMatrix g = gaussian_matrix(grid, layout, {m, n}, 5, 6, Space::kRows, Space::kCols);
+      DistMatrix expected(grid, m, n, 4);
+      expected.fill([&](std::int64_t i, std::int64_t j) {
+        return gaussian(5, 6, static_cast<std::uint64_t>(layout.original_row(i) * n + layout.original_col(j)));
+      });
+      EXPECT_EQ(g.local(), expected.local());
     });
   }
 }

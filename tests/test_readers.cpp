@@ -238,6 +238,32 @@ TEST(Triplets, LinesAreSplitAcrossRanksInFileOrder) {
   for (size_t r = 1; r < firsts.size(); ++r) EXPECT_EQ(firsts[r], lasts[r - 1] + 1);
 }
 
+TEST(Triplets, LongFilesAndLongLinesAreReadPieceByPiece) {
+  // Lines are read through a buffer of 256 kB: here many pieces per rank, lines across piece
+  // and rank boundaries, and lines longer than the buffer (blank padding, and a comment-free
+  // over-long bad line whose message still shows only its start).
+  const std::string dir = test::temp_dir("long");
+  const std::string padding(300000, ' ');
+  std::string text;
+  std::vector<Entry> expected;
+  for (int k = 0; k < 60000; ++k) {
+    const bool padded = k == 7 || k == 31000 || k == 59999;
+    text += fmt::format("{}\t{}\t{}{}\n", k % 300, k / 300, 0.25 * k, padded ? padding : "");
+    expected.emplace_back(k % 300, k / 300, 0.25 * k, k + 1);
+  }
+  const std::string path = dir + "/long.tsv";
+  test::write_text_file(path, text);
+  const LoadedData loaded = read_data(MPI_COMM_WORLD, path, "", {});
+  EXPECT_EQ(all_entries(MPI_COMM_WORLD, loaded.train), expected);
+  EXPECT_EQ(loaded.rows, 300);
+  EXPECT_EQ(loaded.cols, 200);
+
+  const std::string bad = dir + "/bad.tsv";
+  test::write_text_file(bad, triplet_text(400, 0, 390, "1 2 3 " + std::string(400000, '4')));
+  expect_error(MPI_COMM_WORLD, [&] { read_data(MPI_COMM_WORLD, bad, "", {}); },
+               {bad + ":390: expected 'row col value', got '1 2 3 4444", "...'"});
+}
+
 TEST(Triplets, DimensionsAreTheLargerOfTrainAndTest) {
   const std::string dir = test::temp_dir("dims");
   test::write_text_file(dir + "/train.tsv", "0 0 1\n4 7 2\n");
@@ -608,10 +634,20 @@ TEST(Distribute, RejectsIndicesOutsideAnExplicitLayout) {
 TEST(Distribute, RejectsDuplicatesFromAnyPairOfRanks) {
   const std::string dir = test::temp_dir("duplicates");
   // Line 3 holds (2, 0): its twin at line 395 is parsed by the last rank, and the two meet
-  // only at their owner. Lines 390 and 391 are twins within one rank's chunk.
-  const std::string far = dir + "/far.tsv", near = dir + "/near.tsv";
+  // only at their owner. Lines 390 and 391 are twins within one rank's chunk. In `many`, (5, 1)
+  // is on lines 25, 200, 300 and 399, (2, 0) on lines 3 and 395: the message names the first
+  // repeated entry in (row, col) order under the layout, with its two earliest lines.
+  const std::string far = dir + "/far.tsv", near = dir + "/near.tsv", many = dir + "/many.tsv";
   test::write_text_file(far, triplet_text(400, 0, 395, "2\t0\t9.5"));
   test::write_text_file(near, triplet_text(400, 0, 391, "9\t20\t7.0"));
+  std::string many_text;
+  for (int k = 0; k < 400; ++k) {
+    const int line = k + 1;
+    many_text += line == 200 || line == 300 || line == 399 ? "5\t1\t1.0\n"
+                 : line == 395                             ? "2\t0\t1.0\n"
+                                                           : fmt::format("{}\t{}\t1.0\n", k % 19, k / 19);
+  }
+  test::write_text_file(many, many_text);
   for (const GridShape shape : test::available_shapes()) {
     test::on_grid(shape, [&](const ProcessGrid& grid) {
       for (const bool permute : {true, false}) {
@@ -622,6 +658,19 @@ TEST(Distribute, RejectsDuplicatesFromAnyPairOfRanks) {
         const LoadedData b = read_data(grid.comm(), near, "", {});
         expect_error(grid.comm(), [&] { distribute(grid, b.train, layout); },
                      {near + ":391: duplicate entry (9, 20), also at line 390"});
+        const LoadedData c = read_data(grid.comm(), many, "", {});
+        // Which of the two repeated entries comes first depends on the permutation.
+        const bool five_first =
+            std::make_pair(layout.permuted_row(5), layout.permuted_col(1)) <
+            std::make_pair(layout.permuted_row(2), layout.permuted_col(0));
+        const int five_owner = layout.owner(grid, layout.permuted_row(5), layout.permuted_col(1));
+        const int two_owner = layout.owner(grid, layout.permuted_row(2), layout.permuted_col(0));
+        // The lowest rank holding a repeated entry reports it (agreed errors keep rank order).
+        const bool five_reported =
+            five_owner < two_owner || (five_owner == two_owner && five_first);
+        expect_error(grid.comm(), [&] { distribute(grid, c.train, layout); },
+                     {five_reported ? many + ":200: duplicate entry (5, 1), also at line 25"
+                                    : many + ":395: duplicate entry (2, 0), also at line 3"});
       }
     });
   }

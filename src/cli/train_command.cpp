@@ -323,7 +323,8 @@ int run_train(const TrainOptions& o) {
                      {{"--output", o.output}, {"--metrics", o.metrics}, {"--summary", o.summary}});
 
   ReadOptions read_options{parse_data_format(o.format), o.index_base};
-  const LoadedData data = read_data(grid.comm(), o.data, o.test, read_options);
+  // Not const: distribute() below takes the entries and frees them once packed for sending.
+  LoadedData data = read_data(grid.comm(), o.data, o.test, read_options);
   const DataFingerprint fingerprint = fingerprint_entries(grid.comm(), data.train);
   std::optional<FactorFileInfo> init_info;
   if (!o.init.empty()) init_info = read_factor_file_info(grid.comm(), o.init);
@@ -336,9 +337,9 @@ int run_train(const TrainOptions& o) {
   const int block = choose_block_size(m, n, grid, o.block_size);
   const IndexLayout layout =
       resume ? resume->layout : IndexLayout(m, n, block, o.seed, !o.no_permute);
-  const Observations train = distribute(grid, data.train, layout);
+  const Observations train = distribute(grid, std::move(data.train), layout);
   std::optional<Observations> test;
-  if (!o.test.empty()) test = distribute(grid, data.test, layout);
+  if (!o.test.empty()) test = distribute(grid, std::move(data.test), layout);
   Truth truth;
   if (!o.truth.empty()) truth = read_truth(grid, layout, o.truth, block);
   const double normalization = o.normalization == "mn"

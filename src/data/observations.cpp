@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <climits>
-#include <tuple>
+#include <cstdint>
+#include <memory>
 
 #include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
+#include "cdmf/linalg/dist_matrix.hpp"
 
 namespace cdmf {
 
@@ -51,38 +53,57 @@ std::vector<int> displacements(const std::vector<int>& counts) {
   for (size_t r = 1; r < counts.size(); ++r) offsets[r] = offsets[r - 1] + counts[r - 1];
   return offsets;
 }
-}  // namespace
 
-Observations distribute(const ProcessGrid& grid, const EntryList& entries,
-                        const IndexLayout& layout) {
+// Stable counting sort: `order` (or 0..n-1 when null) rearranged by key(k) in [0, extent).
+template <typename Key>
+std::vector<int> stable_order_by(size_t n, const std::vector<int>* order, std::int64_t extent,
+                                 Key key) {
+  std::vector<int> next(static_cast<size_t>(extent) + 1, 0);
+  const auto at = [&](size_t k) { return order ? (*order)[k] : static_cast<int>(k); };
+  for (size_t k = 0; k < n; ++k) ++next[static_cast<size_t>(key(at(k))) + 1];
+  for (size_t v = 1; v < next.size(); ++v) next[v] += next[v - 1];
+  std::vector<int> sorted(n);
+  for (size_t k = 0; k < n; ++k) sorted[static_cast<size_t>(next[static_cast<size_t>(key(at(k)))]++)] = at(k);
+  return sorted;
+}
+
+// Positions of the records in (row, col) order, all owned by this rank: by column, then
+// stably by row, in local indices (a comparison sort of the records cost more than the
+// exchange). Equal (row, col) keep their order; the duplicate check does not rely on it.
+std::vector<int> sorted_order(const Record* records, size_t n, const CyclicDim& rows,
+                              const CyclicDim& cols) {
+  const std::vector<int> by_col =
+      stable_order_by(n, nullptr, cols.count(), [&](int k) { return cols.local(records[k].col); });
+  return stable_order_by(n, &by_col, rows.count(), [&](int k) { return rows.local(records[k].row); });
+}
+
+// distribute(); `consumed`, when given, is `entries` itself, emptied once its entries are
+// packed for the exchange.
+Observations distribute_entries(const ProcessGrid& grid, const EntryList& entries,
+                                const IndexLayout& layout, EntryList* consumed) {
   const MPI_Comm comm = grid.comm();
+  const std::string file = entries.file;  // `entries` may be emptied below
   const size_t ranks = static_cast<size_t>(grid.size());
   const size_t n = entries.size();
+  const auto owner = [&](size_t k) {
+    return static_cast<size_t>(layout.owner(grid, layout.permuted_row(entries.rows[k]),
+                                            layout.permuted_col(entries.cols[k])));
+  };
 
-  // Check on the rank that parsed the entry, which still knows its line; bucket by owner.
-  std::vector<int> owners(n);
+  // Check on the rank that parsed the entry, which still knows its line; count by owner.
   std::vector<int> send_counts(ranks, 0);
   run_agreed(comm, [&] {
     fail_if(entries.rows.size() != n || entries.cols.size() != n || entries.lines.size() != n,
-            "{}: inconsistent entry list ({} rows, {} cols, {} values, {} lines)", entries.file,
+            "{}: inconsistent entry list ({} rows, {} cols, {} values, {} lines)", file,
             entries.rows.size(), entries.cols.size(), n, entries.lines.size());
     for (size_t k = 0; k < n; ++k) {
-      check_in_range(entries.rows[k], layout.rows(), "row", "rows", entries.file, entries.lines[k]);
-      check_in_range(entries.cols[k], layout.cols(), "column", "columns", entries.file,
+      check_in_range(entries.rows[k], layout.rows(), "row", "rows", file, entries.lines[k]);
+      check_in_range(entries.cols[k], layout.cols(), "column", "columns", file,
                      entries.lines[k]);
-      owners[k] = layout.owner(grid, layout.permuted_row(entries.rows[k]),
-                               layout.permuted_col(entries.cols[k]));
-      ++send_counts[static_cast<size_t>(owners[k])];
+      ++send_counts[owner(k)];
     }
   });
   const std::vector<int> send_offsets = displacements(send_counts);
-  std::vector<Record> outgoing(n);
-  std::vector<int> fill = send_offsets;
-  for (size_t k = 0; k < n; ++k)
-    outgoing[static_cast<size_t>(fill[static_cast<size_t>(owners[k])]++)] = {
-        layout.permuted_row(entries.rows[k]), layout.permuted_col(entries.cols[k]),
-        entries.lines[k], entries.values[k]};
-
   std::vector<int> recv_counts(ranks, 0);
   check_mpi(MPI_Alltoall(send_counts.data(), 1, MPI_INT, recv_counts.data(), 1, MPI_INT, comm),
             "MPI_Alltoall");
@@ -90,43 +111,83 @@ Observations distribute(const ProcessGrid& grid, const EntryList& entries,
   for (int count : recv_counts) incoming_total += count;
   run_agreed(comm, [&] {
     fail_if(incoming_total > INT_MAX, "{}: {} entries for one rank exceed MPI's int counts",
-            entries.file, incoming_total);
+            file, incoming_total);
   });
   const std::vector<int> recv_offsets = displacements(recv_counts);
-  std::vector<Record> incoming(static_cast<size_t>(incoming_total));
-  const RecordType record_type;
-  check_mpi(MPI_Alltoallv(outgoing.data(), send_counts.data(), send_offsets.data(),
-                          record_type.get(), incoming.data(), recv_counts.data(),
-                          recv_offsets.data(), record_type.get(), comm),
-            "MPI_Alltoallv");
 
-  // Sorting by line too makes the earlier line of a duplicate pair come first.
-  std::sort(incoming.begin(), incoming.end(), [](const Record& a, const Record& b) {
-    return std::tie(a.row, a.col, a.line) < std::tie(b.row, b.col, b.line);
-  });
-  run_agreed(comm, [&] {
-    for (size_t k = 1; k < incoming.size(); ++k) {
-      const Record& a = incoming[k - 1];
-      const Record& b = incoming[k];
-      if (a.row == b.row && a.col == b.col)
-        fail("{}: duplicate entry ({}, {}), also at line {}", where(entries.file, b.line),
-             layout.original_row(b.row), layout.original_col(b.col), a.line);
-    }
-  });
+  // Records are written before they are read: no zero-filling (each page of a fresh buffer
+  // costs a fault, and these are the largest buffers of the start-up).
+  std::unique_ptr<Record[]> outgoing(new Record[n]);
+  std::vector<int> fill = send_offsets;
+  for (size_t k = 0; k < n; ++k)
+    outgoing[static_cast<size_t>(fill[owner(k)]++)] = {layout.permuted_row(entries.rows[k]),
+                                                       layout.permuted_col(entries.cols[k]),
+                                                       entries.lines[k], entries.values[k]};
+  if (consumed) *consumed = EntryList{};  // its pages serve the buffers below
+  std::unique_ptr<Record[]> incoming;
+  if (ranks == 1) {
+    incoming = std::move(outgoing);  // everything stays here: no exchange, no second copy
+  } else {
+    incoming.reset(new Record[static_cast<size_t>(incoming_total)]);
+    const RecordType record_type;
+    check_mpi(MPI_Alltoallv(outgoing.get(), send_counts.data(), send_offsets.data(),
+                            record_type.get(), incoming.get(), recv_counts.data(),
+                            recv_offsets.data(), record_type.get(), comm),
+              "MPI_Alltoallv");
+    outgoing.reset();
+  }
 
+  const size_t count = static_cast<size_t>(incoming_total);
+  const CyclicDim row_dim{layout.rows(), layout.block(), grid.rows(), grid.my_row()};
+  const CyclicDim col_dim{layout.cols(), layout.block(), grid.cols(), grid.my_col()};
+  const std::vector<int> order = sorted_order(incoming.get(), count, row_dim, col_dim);
   Observations observations;
-  observations.rows.reserve(incoming.size());
-  observations.cols.reserve(incoming.size());
-  observations.values.reserve(incoming.size());
-  for (const Record& record : incoming) {
+  observations.rows.reserve(count);
+  observations.cols.reserve(count);
+  observations.values.reserve(count);
+  for (const int k : order) {
+    const Record& record = incoming[static_cast<size_t>(k)];
     observations.rows.push_back(record.row);
     observations.cols.push_back(record.col);
     observations.values.push_back(record.value);
   }
-  const std::int64_t local = static_cast<std::int64_t>(incoming.size());
+  run_agreed(comm, [&] {
+    for (size_t k = 1; k < count; ++k) {
+      if (observations.rows[k - 1] != observations.rows[k] ||
+          observations.cols[k - 1] != observations.cols[k])
+        continue;
+      // The two earliest lines of the first repeated entry, as a sort by line would pair them.
+      std::int64_t first = INT64_MAX, second = INT64_MAX;
+      for (size_t d = k - 1; d < count && observations.rows[d] == observations.rows[k] &&
+                             observations.cols[d] == observations.cols[k];
+           ++d) {
+        const std::int64_t line = incoming[static_cast<size_t>(order[d])].line;
+        if (line < first) {
+          second = first;
+          first = line;
+        } else if (line < second) {
+          second = line;
+        }
+      }
+      fail("{}: duplicate entry ({}, {}), also at line {}", where(file, second),
+           layout.original_row(observations.rows[k]), layout.original_col(observations.cols[k]),
+           first);
+    }
+  });
+  const std::int64_t local = static_cast<std::int64_t>(count);
   check_mpi(MPI_Allreduce(&local, &observations.global_count, 1, MPI_INT64_T, MPI_SUM, comm),
             "MPI_Allreduce");
   return observations;
+}
+}  // namespace
+
+Observations distribute(const ProcessGrid& grid, const EntryList& entries,
+                        const IndexLayout& layout) {
+  return distribute_entries(grid, entries, layout, nullptr);
+}
+
+Observations distribute(const ProcessGrid& grid, EntryList&& entries, const IndexLayout& layout) {
+  return distribute_entries(grid, entries, layout, &entries);
 }
 
 }  // namespace cdmf

@@ -119,20 +119,23 @@ EntryList parse_entries(MPI_Comm comm, const TextChunk& chunk, const std::string
   EntryList list;
   list.file = file;
   run_agreed(comm, [&] {
+    // At most one entry a line: no regrowth (and no second page fault) of the lists.
+    list.rows.reserve(chunk.size());
+    list.cols.reserve(chunk.size());
+    list.values.reserve(chunk.size());
+    list.lines.reserve(chunk.size());
     std::vector<std::string_view> fields;
-    for (size_t k = 0; k < chunk.size(); ++k) {
-      const std::string_view text = chunk.text(k);
-      const std::int64_t line = chunk.number(k);
+    chunk.for_each_line([&](std::string_view text, std::int64_t line) {
       split_fields(text, fields);
-      if (fields.empty()) continue;
-      if (line == 1 && syntax.header_allowed && !looks_numeric(fields[0])) continue;
+      if (fields.empty()) return;
+      if (line == 1 && syntax.header_allowed && !looks_numeric(fields[0])) return;
       if (fields.size() < syntax.min_fields || fields.size() > syntax.max_fields)
         fail("{}: expected '{}', got '{}'", location(file, line), syntax.expected, shown(text));
       list.rows.push_back(parse_index(fields[0], syntax.row, file, line));
       list.cols.push_back(parse_index(fields[1], syntax.col, file, line));
       list.values.push_back(syntax.values ? parse_value(fields[2], file, line) : 0.0);
       list.lines.push_back(line);
-    }
+    });
   });
   return list;
 }

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include "cdmf/core/error.hpp"
 #include "cdmf/linalg/scalapack.hpp"
@@ -79,11 +80,13 @@ TopEigenpairs top_eigenpairs(DistMatrix& c, int wanted, int vectors) {
     // not ask for: offer it while that is modest.
     const double serial = double(n) * n + 3.0 * n + 1.0;
     const double minimum = double(c.local_rows() + 1) * block + 3.0 * block;
-    std::vector<double> work(static_cast<size_t>(
-        std::max({query, minimum, serial <= kSerialReductionWorkspace ? serial : 0.0}) + 1));
-    lwork = static_cast<int>(work.size());
+    const size_t size = static_cast<size_t>(
+        std::max({query, minimum, serial <= kSerialReductionWorkspace ? serial : 0.0}) + 1);
+    // Not zero-filled: workspace (n^2 doubles) whose pages a rank may never touch.
+    const std::unique_ptr<double[]> work(new double[size]);
+    lwork = static_cast<int>(size);
     pdsyntrd_("L", &n, c.data(), &kOne, &kOne, c.desc(), d.data(), e.data(), tau.data(),
-              work.data(), &lwork, &info, 1);
+              work.get(), &lwork, &info, 1);
     fail_if(info != 0, "pdsyntrd failed (info {})", info);
   }
   // T's diagonal and subdiagonal, overwritten onto C's, on every rank.

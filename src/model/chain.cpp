@@ -47,12 +47,20 @@ std::int64_t original_index(const IndexLayout& layout, Space space, std::int64_t
 DistMatrix gaussian_matrix(const ProcessGrid& grid, const IndexLayout& layout, FactorShape shape,
                            std::uint64_t seed, std::uint32_t stream, Space row_space,
                            Space col_space) {
+  // Entry (i, j) is draw oi * cols + oj of the stream (oi, oj: original indices), made a local
+  // column at a time in batches.
   DistMatrix g(grid, shape.rows, shape.cols, layout.block());
-  g.fill([&](std::int64_t i, std::int64_t j) {
-    const std::int64_t oi = original_index(layout, row_space, i);
-    const std::int64_t oj = original_index(layout, col_space, j);
-    return gaussian(seed, stream, static_cast<std::uint64_t>(oi * shape.cols + oj));
-  });
+  const size_t local_rows = static_cast<size_t>(g.local_rows());
+  std::vector<std::uint64_t> row_start(local_rows), index(local_rows);
+  for (size_t li = 0; li < local_rows; ++li)
+    row_start[li] = static_cast<std::uint64_t>(
+        original_index(layout, row_space, g.row_dim().global(static_cast<std::int64_t>(li))) *
+        shape.cols);
+  for (std::int64_t lj = 0; lj < g.local_cols(); ++lj) {
+    const auto oj = static_cast<std::uint64_t>(original_index(layout, col_space, g.col_dim().global(lj)));
+    for (size_t li = 0; li < local_rows; ++li) index[li] = row_start[li] + oj;
+    gaussians(seed, stream, index.data(), local_rows, g.data() + lj * g.ld());
+  }
   return g;
 }
 
@@ -66,7 +74,8 @@ DistMatrix orthogonal_factor(const ProcessGrid& grid, const IndexLayout& layout,
                          : gaussian_matrix(grid, layout, shape, seed, stream, row_space, col_space);
   orthonormalize_columns(tall);
   for (double& x : tall.local()) x *= scale;
-  return wide ? transposed(tall) : tall;
+  if (wide) return transposed(tall);
+  return tall;  // moved (a conditional expression would copy it)
 }
 
 Chain make_deep_chain(const ProcessGrid& grid, const IndexLayout& layout, int depth,

@@ -23,9 +23,7 @@ void validate(const Chain& deep, std::int64_t rank, double init_scale) {
 DistMatrix compression_basis(const Chain& deep, Strategy& strategy, std::int64_t rank,
                              double init_scale) {
   validate(deep, rank, init_scale);
-  std::vector<DistMatrix> gradient;
-  strategy.evaluate(deep, &gradient, false);
-  const DistMatrix& g = gradient.front();  // h x n
+  const DistMatrix g = strategy.first_factor_gradient(deep);  // h x n
   // Only the top `rank` pairs are needed: the Gram-matrix method, not the full PDGESVD (which
   // cost 1.6 s of a 1000 x 1000 run). When G's top-`rank` subspace is not determined (G of
   // rank < `rank`, e.g. a fully observed target of lower rank, or G = 0) any completion is as

@@ -45,27 +45,54 @@ DenseStrategy::DenseStrategy(const Observations& train, const Observations* test
   if (truth_) truth_norm_sq_ = truth_->squared_norm();
 }
 
-Evaluation DenseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>* gradient,
-                                   bool with_metrics) {
+const DistMatrix& DenseStrategy::forward(const Chain& chain) {
+  // partial(l) = W_l ... W_1 (partial(0) = W_1), X = partial(K-1). PDGEMM with beta = 0
+  // overwrites its output, so the buffers need no clearing.
   const int depth = chain.depth();
-  // Forward: partial(l) = W_l ... W_1 (partial(0) = W_1), X = partial(K-1). PDGEMM with
-  // beta = 0 overwrites its output, so the buffers need no clearing.
   products_.resize(static_cast<size_t>(depth));
-  const auto partial = [&](int l) -> const DistMatrix& {
-    return l == 0 ? chain.factors[0] : *products_[static_cast<size_t>(l)];
-  };
   for (int l = 1; l < depth; ++l) {
     const DistMatrix& w = chain.factors[static_cast<size_t>(l)];
-    DistMatrix& next = reuse(products_[static_cast<size_t>(l)], w.grid(), w.rows(), partial(l - 1).cols(), w.block());
-    gemm('N', 'N', 1.0, w, partial(l - 1), 0.0, next);
+    const DistMatrix& previous = partial(chain, l - 1);
+    DistMatrix& next = reuse(products_[static_cast<size_t>(l)], w.grid(), w.rows(), previous.cols(), w.block());
+    gemm('N', 'N', 1.0, w, previous, 0.0, next);
   }
-  const DistMatrix& x = partial(depth - 1);
+  return partial(chain, depth - 1);
+}
+
+const DistMatrix& DenseStrategy::partial(const Chain& chain, int l) const {
+  return l == 0 ? chain.factors[0] : *products_[static_cast<size_t>(l)];
+}
+
+DistMatrix& DenseStrategy::residual(const DistMatrix& x) {
+  // The residual S is non-zero only at observed entries, which every evaluation overwrites:
+  // the rest stays zero from the allocation.
+  return reuse(residual_, x.grid(), x.rows(), x.cols(), x.block());
+}
+
+std::optional<DistMatrix>& DenseStrategy::backward(const Chain& chain,
+                                                   std::vector<DistMatrix>* gradient) {
+  // upstream(l) = (W_K...W_{l+1})^T S; dF/dW_l = upstream(l) partial(l-1)^T.
+  const int depth = chain.depth();
+  upstream_.resize(static_cast<size_t>(depth));
+  std::optional<DistMatrix>* upstream = &residual_;
+  for (int l = depth - 1; l >= 1; --l) {
+    if (gradient)
+      gemm('N', 'T', 1.0, **upstream, partial(chain, l - 1), 0.0, (*gradient)[static_cast<size_t>(l)]);
+    const DistMatrix& w = chain.factors[static_cast<size_t>(l)];
+    std::optional<DistMatrix>& next = upstream_[static_cast<size_t>(l - 1)];
+    gemm('T', 'N', 1.0, w, **upstream, 0.0, reuse(next, w.grid(), w.cols(), (*upstream)->cols(), w.block()));
+    upstream = &next;
+  }
+  return *upstream;
+}
+
+Evaluation DenseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>* gradient,
+                                   bool with_metrics) {
+  const DistMatrix& x = forward(chain);
   MPI_Comm comm = x.grid().comm();
 
   Evaluation result;
-  // The residual S is non-zero only at observed entries, which every evaluation overwrites:
-  // the rest stays zero from the allocation.
-  DistMatrix* s = gradient ? &reuse(residual_, x.grid(), x.rows(), x.cols(), x.block()) : nullptr;
+  DistMatrix* s = gradient ? &residual(x) : nullptr;
   result.train_sse = allreduce_sum(local_sse(x, train_, s, 1.0 / normalization_), comm);
   result.train_count = train_.global_count;
   if (with_metrics) {
@@ -84,19 +111,22 @@ Evaluation DenseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>* 
   }
   if (!gradient) return result;
 
-  // Backward: upstream(l) = (W_K...W_{l+1})^T S; dF/dW_l = upstream(l) partial(l-1)^T.
   shape_like_factors(chain, *gradient);
-  upstream_.resize(static_cast<size_t>(depth));
-  const DistMatrix* upstream = s;
-  for (int l = depth - 1; l >= 1; --l) {
-    gemm('N', 'T', 1.0, *upstream, partial(l - 1), 0.0, (*gradient)[static_cast<size_t>(l)]);
-    const DistMatrix& w = chain.factors[static_cast<size_t>(l)];
-    DistMatrix& next = reuse(upstream_[static_cast<size_t>(l - 1)], w.grid(), w.cols(), upstream->cols(), w.block());
-    gemm('T', 'N', 1.0, w, *upstream, 0.0, next);
-    upstream = &next;
-  }
-  (*gradient)[0].local() = upstream->local();  // dF/dW_1 = upstream(0)
+  (*gradient)[0].local() = backward(chain, gradient)->local();  // dF/dW_1 = upstream(0)
   return result;
+}
+
+DistMatrix DenseStrategy::first_factor_gradient(const Chain& chain) {
+  // Used once (to compress a deep init): each buffer goes back to the allocator as soon as it
+  // is done with, for the next one and the SVD of G to reuse; an evaluation would allocate
+  // them again.
+  const DistMatrix& x = forward(chain);
+  local_sse(x, train_, &residual(x), 1.0 / normalization_);  // only S; the loss is not asked
+  products_.clear();  // X and the partial products: only the other gradients need them
+  DistMatrix g = std::move(*backward(chain, nullptr));  // handed over, not copied
+  upstream_.clear();
+  residual_.reset();
+  return g;
 }
 
 DistMatrix truth_matrix_from_factors(const DistMatrix& u, const DistMatrix& v) {

@@ -13,4 +13,10 @@ void shape_like_factors(const Chain& chain, std::vector<DistMatrix>& gradient) {
   for (const DistMatrix& w : chain.factors) gradient.emplace_back(w.grid(), w.rows(), w.cols(), w.block());
 }
 
+DistMatrix Strategy::first_factor_gradient(const Chain& chain) {
+  std::vector<DistMatrix> gradient;
+  evaluate(chain, &gradient, false);
+  return std::move(gradient.front());
+}
+
 }  // namespace cdmf

@@ -37,5 +37,8 @@ struct Observations {
 /// ranks (every rank throws the same Error).
 Observations distribute(const ProcessGrid& grid, const EntryList& entries,
                         const IndexLayout& layout);
+/// The same, consuming `entries`: their memory is released as soon as they are packed for the
+/// exchange, before the buffers of the exchange and the result are allocated.
+Observations distribute(const ProcessGrid& grid, EntryList&& entries, const IndexLayout& layout);
 
 }  // namespace cdmf

@@ -17,9 +17,23 @@ class DenseStrategy : public Strategy {
 
   Evaluation evaluate(const Chain& chain, std::vector<DistMatrix>* gradient,
                       bool with_metrics) override;
+  /// Back-propagates to W_1 only: the gradients of the other factors cost two products of
+  /// the size of X each and are not formed. Releases the evaluation buffers.
+  DistMatrix first_factor_gradient(const Chain& chain) override;
   double normalization() const override { return normalization_; }
 
  private:
+  /// X = W_K ... W_1, the partial products kept in products_.
+  const DistMatrix& forward(const Chain& chain);
+  /// partial(l) = W_{l+1} ... W_1 of the last forward pass (W_1 itself for l = 0).
+  const DistMatrix& partial(const Chain& chain, int l) const;
+  /// The residual buffer S, shaped like `x`.
+  DistMatrix& residual(const DistMatrix& x);
+  /// Back-propagates S (in residual_): writes dF/dW_l into (*gradient)[l] for l >= 1 when
+  /// `gradient` is given; returns the buffer holding dF/dW_1 (upstream(0), S itself for one
+  /// factor).
+  std::optional<DistMatrix>& backward(const Chain& chain, std::vector<DistMatrix>* gradient);
+
   const Observations& train_;
   const Observations* test_;
   std::optional<DistMatrix> truth_;

@@ -31,6 +31,9 @@ class Strategy {
   /// `with_metrics` (they cost extra passes).
   virtual Evaluation evaluate(const Chain& chain, std::vector<DistMatrix>* gradient,
                               bool with_metrics) = 0;
+  /// Collective: dF/dW_1 alone at `chain`, what the compression of a deep init needs. By
+  /// default the first gradient of a full evaluation; a strategy may skip the others.
+  virtual DistMatrix first_factor_gradient(const Chain& chain);
   /// The N of the loss.
   virtual double normalization() const = 0;
 };
