@@ -676,5 +676,32 @@ TEST(Distribute, RejectsDuplicatesFromAnyPairOfRanks) {
   }
 }
 
+TEST(Layout, DefaultBlockSpreadsRowsAndColumnsEvenly) {
+  for (const GridShape shape : test::available_shapes()) {
+    test::on_grid(shape, [&](const ProcessGrid& grid) {
+      SCOPED_TRACE(fmt::format("grid {}x{}", shape.rows, shape.cols));
+      EXPECT_EQ(choose_block_size(1000, 1000, grid, 17), 17);  // a requested block is kept
+      for (const std::int64_t size : {23, 100, 777, 1000, 4096, 100000}) {
+        const int block = choose_block_size(size, size + 1, grid);
+        const std::int64_t largest = std::min<std::int64_t>(
+            {64, (size + shape.rows - 1) / shape.rows, (size + 1 + shape.cols - 1) / shape.cols});
+        EXPECT_LE(block, largest);
+        EXPECT_GE(block, std::max<std::int64_t>(1, largest / 2));
+        // No block in that range leaves the busiest process less work (counted here from
+        // the owners of every index, not from the count formula).
+        const auto busiest = [](std::int64_t n, std::int64_t b, int procs) {
+          std::vector<std::int64_t> load(static_cast<size_t>(procs), 0);
+          for (std::int64_t g = 0; g < n; ++g) ++load[static_cast<size_t>((g / b) % procs)];
+          return *std::max_element(load.begin(), load.end());
+        };
+        const std::int64_t chosen = busiest(size, block, shape.rows) * busiest(size + 1, block, shape.cols);
+        for (std::int64_t b = std::max<std::int64_t>(1, largest / 2); b <= largest; ++b)
+          EXPECT_LE(chosen, busiest(size, b, shape.rows) * busiest(size + 1, b, shape.cols)) << "block " << b;
+      }
+      if (shape.rows == 1 && shape.cols == 2) EXPECT_EQ(choose_block_size(1000, 1000, grid), 50);
+    });
+  }
+}
+
 }  // namespace
 }  // namespace cdmf

@@ -47,7 +47,8 @@ class IndexLayout {
   std::vector<std::int64_t> row_perm_, col_perm_, row_inverse_, col_inverse_;
 };
 
-/// Default block size: 64, reduced so every grid row and column holds at least one block.
+/// Default block size: at most 64, reduced so every grid row and column holds at least one
+/// block, and within a factor of two of that the one that spreads rows and columns most evenly.
 /// Throws Error when the grid has more process rows than m or columns than n
 /// ("more ranks than the data can use").
 int choose_block_size(std::int64_t rows, std::int64_t cols, const ProcessGrid& grid,
