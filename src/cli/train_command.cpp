@@ -580,7 +580,8 @@ Command add_train_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--grid", o->grid, "process grid PrxPc (default near-square)");
   sub->add_option("--block-size", o->block_size,
-                  "ScaLAPACK block size (default min(64, m/Pr, n/Pc))");
+                  "ScaLAPACK block size (default: at most min(64, m/Pr, n/Pc), the one within a factor of "
+                  "two of that which spreads rows and columns most evenly)");
   sub->add_option("--loss-normalization", o->normalization,
                   "N of the loss: mn (m*n, the reference) or observed (|Omega|)")
       ->capture_default_str();
