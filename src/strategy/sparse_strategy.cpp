@@ -96,7 +96,7 @@ void gather_panel(const DistMatrix& a, Along along, std::int64_t stride, Panel& 
     }
   };
   const std::int64_t mine = nk * spread.count();
-  fail_if(static_cast<std::int64_t>(a.local().size()) < mine, "sparse strategy: unexpected local layout");
+  fail_if(a.ld() != std::max<std::int64_t>(1, a.local_rows()), "sparse strategy: unexpected local layout");
   if (spread.procs == 1) {  // nothing to gather: all of the other dimension is local
     unpack(a.data(), 0);
     return;
