@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cdmf/core/agree.hpp"
+#include "cdmf/core/counting_sort.hpp"
 #include "cdmf/core/error.hpp"
 #include "cdmf/linalg/dist_matrix.hpp"
 
@@ -52,19 +53,6 @@ std::vector<int> displacements(const std::vector<int>& counts) {
   std::vector<int> offsets(counts.size(), 0);
   for (size_t r = 1; r < counts.size(); ++r) offsets[r] = offsets[r - 1] + counts[r - 1];
   return offsets;
-}
-
-// Stable counting sort: `order` (or 0..n-1 when null) rearranged by key(k) in [0, extent).
-template <typename Key>
-std::vector<int> stable_order_by(size_t n, const std::vector<int>* order, std::int64_t extent,
-                                 Key key) {
-  std::vector<int> next(static_cast<size_t>(extent) + 1, 0);
-  const auto at = [&](size_t k) { return order ? (*order)[k] : static_cast<int>(k); };
-  for (size_t k = 0; k < n; ++k) ++next[static_cast<size_t>(key(at(k))) + 1];
-  for (size_t v = 1; v < next.size(); ++v) next[v] += next[v - 1];
-  std::vector<int> sorted(n);
-  for (size_t k = 0; k < n; ++k) sorted[static_cast<size_t>(next[static_cast<size_t>(key(at(k)))]++)] = at(k);
-  return sorted;
 }
 
 // Positions of the records in (row, col) order, all owned by this rank: by column, then

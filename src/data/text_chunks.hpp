@@ -33,7 +33,6 @@ class LineReader {
   std::ifstream in_;
   std::int64_t offset_, end_;  // next byte to read, end of the range
   std::string buffer_;
-  size_t kept_ = 0;     // bytes of buffer_ holding a line not yet complete
   size_t handed_ = 0;   // bytes of buffer_ returned by the last call
   size_t filled_ = 0;   // bytes of buffer_ holding data
 };

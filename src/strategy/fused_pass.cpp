@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cstring>
 #include <numeric>
 #include <utility>
 
+#include "cdmf/core/counting_sort.hpp"
 #include "cdmf/core/error.hpp"
 
 namespace cdmf {
@@ -136,26 +138,27 @@ constexpr int kFixedKernels = static_cast<int>(kMaxFixedStride / 4);
 RowGroupedEntries group_by_row(const std::vector<std::int32_t>& rows,
                                const std::vector<std::int32_t>& cols,
                                const std::vector<double>& values, std::int64_t local_rows) {
+  fail_if(values.size() > static_cast<size_t>(INT_MAX), "group_by_row: more than INT_MAX entries");
   RowGroupedEntries grouped;
   grouped.row_start.assign(static_cast<size_t>(local_rows + 1), 0);
-  for (std::int32_t i : rows) {
-    fail_if(i < 0 || i >= local_rows, "group_by_row: local row outside the panel");
-    ++grouped.row_start[static_cast<size_t>(i) + 1];
+  std::int64_t col_extent = 0;
+  for (size_t e = 0; e < values.size(); ++e) {
+    fail_if(rows[e] < 0 || rows[e] >= local_rows, "group_by_row: local row outside the panel");
+    fail_if(cols[e] < 0, "group_by_row: negative local column");
+    ++grouped.row_start[static_cast<size_t>(rows[e]) + 1];
+    col_extent = std::max<std::int64_t>(col_extent, cols[e] + 1);
   }
   std::partial_sum(grouped.row_start.begin(), grouped.row_start.end(), grouped.row_start.begin());
-  // Counting sort by row, then columns ascending within each row.
-  std::vector<std::int64_t> next(grouped.row_start.begin(), grouped.row_start.end() - 1);
-  std::vector<size_t> order(values.size());
-  for (size_t e = 0; e < values.size(); ++e) order[static_cast<size_t>(next[static_cast<size_t>(rows[e])]++)] = e;
-  for (std::int64_t i = 0; i < local_rows; ++i)
-    std::sort(order.begin() + grouped.row_start[static_cast<size_t>(i)],
-              order.begin() + grouped.row_start[static_cast<size_t>(i) + 1],
-              [&](size_t a, size_t b) { return cols[a] < cols[b]; });
+  // By row, columns ascending within each row: two stable counting passes.
+  const std::vector<int> by_col =
+      stable_order_by(values.size(), nullptr, col_extent, [&](int e) { return cols[static_cast<size_t>(e)]; });
+  const std::vector<int> order =
+      stable_order_by(values.size(), &by_col, local_rows, [&](int e) { return rows[static_cast<size_t>(e)]; });
   grouped.col.resize(values.size());
   grouped.value.resize(values.size());
   for (size_t e = 0; e < order.size(); ++e) {
-    grouped.col[e] = cols[order[e]];
-    grouped.value[e] = values[order[e]];
+    grouped.col[e] = cols[static_cast<size_t>(order[e])];
+    grouped.value[e] = values[static_cast<size_t>(order[e])];
   }
   return grouped;
 }
