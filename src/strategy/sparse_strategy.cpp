@@ -25,6 +25,10 @@ struct Panel {
       : rows(r), cols(c), stride(s), data(static_cast<size_t>(r * s), 0.0) {}
   double* row(std::int64_t i) { return data.data() + i * stride; }
   const double* row(std::int64_t i) const { return data.data() + i * stride; }
+  /// Gives the panel this shape, keeping its buffer (and contents) when it already has it.
+  void reshape(std::int64_t r, std::int64_t c, std::int64_t s) {
+    if (rows != r || cols != c || stride != s) *this = Panel(r, c, s);
+  }
   double& operator()(std::int64_t i, std::int64_t j) { return data[i * stride + j]; }
   double operator()(std::int64_t i, std::int64_t j) const { return data[i * stride + j]; }
 };
@@ -46,12 +50,11 @@ void blas_multiply(char trans_a, char trans_b, std::int64_t m, std::int64_t n, s
   dgemm_(&trans_a, &trans_b, &im, &in, &ik, &one, a, &ia, b, &ib, &zero, c, &ic, 1, 1);
 }
 
-/// C = op(A) op(B) for row-major panels (BLAS on the column-major view of the transposes),
-/// with rows `stride` apart (0: unpadded).
-Panel multiply(const Panel& a, bool trans_a, const Panel& b, bool trans_b, std::int64_t stride = 0) {
+/// C = op(A) op(B) for row-major panels (BLAS on the column-major view of the transposes).
+Panel multiply(const Panel& a, bool trans_a, const Panel& b, bool trans_b) {
   const std::int64_t m = trans_a ? a.cols : a.rows, k = trans_a ? a.rows : a.cols;
   const std::int64_t n = trans_b ? b.rows : b.cols;
-  Panel c(m, n, std::max(stride, n));
+  Panel c(m, n);
   // Row-major C = op(A) op(B)  <=>  column-major C^T = op(B)^T op(A)^T.
   blas_multiply(trans_b ? 'T' : 'N', trans_a ? 'T' : 'N', n, m, k, b.data.data(), b.stride, a.data.data(),
                 a.stride, c.data.data(), c.stride);
@@ -85,7 +88,7 @@ void gather_panel(const DistMatrix& a, Along along, std::int64_t stride, Panel& 
   const CyclicDim& spread = by_rows ? a.col_dim() : a.row_dim();
   const std::int64_t nk = kept.count();
   const std::int64_t width = std::max(stride, spread.size);
-  if (panel.rows != nk || panel.cols != spread.size || panel.stride != width) panel = Panel(nk, spread.size, width);
+  panel.reshape(nk, spread.size, width);
   // Process q's block holds its count(q) spread indices t for each kept index k, column-major
   // as stored: entry (k, t) at k + t * nk (kRows) or t + k * count(q) (kCols).
   const auto unpack = [&](const double* block, int q) {
@@ -316,8 +319,12 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   std::vector<Panel> prefix{identity(k_in)};
   for (const Panel& w : inner) prefix.push_back(multiply(w, false, prefix.back(), false));
   const Panel& m_inner = prefix.back();                 // k_out x k_in
-  work.p = multiply(a, false, m_inner, false, stride);  // P = A M, local rows x k_in
-  const Panel& p = work.p;
+  // P = A M (local rows x k_in; the padding beyond k_in stays zero): row-major P is
+  // column-major P^T = M^T A^T, and row-major M and A are column-major M^T and A^T.
+  Panel& p = work.p;
+  p.reshape(a.rows, k_in, stride);
+  blas_multiply('N', 'N', k_in, a.rows, k_out, m_inner.data.data(), m_inner.stride, a.data.data(), a.stride,
+                p.data.data(), p.stride);
 
   const CyclicDim& rows_dim = a_dist.row_dim();
   const CyclicDim& cols_dim = b_dist.col_dim();
@@ -331,8 +338,8 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
   Panel& y = work.y;  // S B^T, local rows
   Panel& z = work.z;  // (A^T S)^T, local columns
   if (gradient) {
-    if (y.rows != a.rows || y.cols != k_in || y.stride != stride) y = Panel(a.rows, k_in, stride);
-    if (z.rows != bt.rows || z.cols != k_out || z.stride != stride) z = Panel(bt.rows, k_out, stride);
+    y.reshape(a.rows, k_in, stride);
+    z.reshape(bt.rows, k_out, stride);
     std::fill(y.data.begin(), y.data.end(), 0.0);
     std::fill(z.data.begin(), z.data.end(), 0.0);
   }
@@ -344,9 +351,10 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
 
   // Y and Z go to where A's and B's entries live; there, A^T Y (summed over the grid with the
   // losses: processes without A's entries add zeros) gives the inner factors' gradients.
+  const int a_owner = sole_owner(a_dist.col_dim());  // in the row communicator, or -1
   bool holds_y = false, holds_z = false;
   if (gradient) {
-    holds_y = sum_to(y.data, grid.row_comm(), sole_owner(a_dist.col_dim()), work.received) &&
+    holds_y = sum_to(y.data, grid.row_comm(), a_owner, work.received) &&
               a_dist.local_cols() > 0;
     holds_z = sum_to(z.data, grid.col_comm(), sole_owner(b_dist.row_dim()), work.received) &&
               b_dist.local_rows() > 0;
@@ -358,7 +366,7 @@ Evaluation SparseStrategy::evaluate(const Chain& chain, std::vector<DistMatrix>*
     sums.resize(2 + static_cast<size_t>(k_out * k_in), 0.0);
     // Each row of A is counted once: by the process of its grid row that holds Y (with
     // several holders, the one in grid column 0).
-    if (holds_y && (sole_owner(a_dist.col_dim()) >= 0 || grid.my_col() == 0)) {
+    if (holds_y && (a_owner >= 0 || grid.my_col() == 0)) {
       const Panel core = multiply(a, true, y, false);
       for (std::int64_t r = 0; r < k_out; ++r)
         std::copy_n(core.row(r), k_in, sums.begin() + 2 + r * k_in);
