@@ -14,7 +14,7 @@
 #    `#SBATCH --signal=B:USR1@...` would send it, cdmf checkpoints and exits 75, the dependent
 #    job continues with --restart auto and ends with the uninterrupted run's result, bit for bit;
 #  - the same with CHAIN=requeue (the job requeues itself);
-#  - a real time limit: --time=1 --signal=B:USR1@50 stops the run with a checkpoint (status 75)
+#  - a real time limit: --time=2 --signal=B:USR1@80 stops the run with a checkpoint (status 75)
 #    before Slurm would kill it.
 set -euo pipefail
 
@@ -124,6 +124,7 @@ SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
 ReturnToService=2
 KillWait=30
+SlurmctldDebug=debug
 $(slurmd -C | head -n 1)
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -266,18 +267,27 @@ chain() {
 }
 
 time_limit() {
+  # slurmctld looks at time limits every 30 s and sends the --signal warning at the first look
+  # within warn time + 30 s of the limit: up to a minute early. With --time=1 and @50 that is the
+  # first look after the start, which can come before the batch shell is up: a CI run never saw
+  # the USR1 and was stopped by the SIGTERM at the limit. --time=2 and @80 put the warning 10-40 s
+  # into the job (27 s in a run here, slurmctld's send_job_warn_signal), when cdmf is training.
   local run=$WORK/limit job t0=$SECONDS
-  job=$(sbatch --parsable --time=1 --signal=B:USR1@50 -o "limit_%j.log" \
+  job=$(sbatch --parsable --time=2 --signal=B:USR1@80 -o "limit_%j.log" \
     --export="$ENV,RUN=$run,MAX_LINKS=1,TRAIN=$DEEP --iters 1000000000" "$JOBS/restart_chain.sbatch")
   wait_jobs "$job"
   cat "$run/chain.log"
-  grep -q "job $job: received SIGUSR1: asking cdmf to checkpoint and stop" "$run/chain.log"
+  if ! grep -q "job $job: received SIGUSR1: asking cdmf to checkpoint and stop" "$run/chain.log"; then
+    echo "job $job: no SIGUSR1 reached the batch shell; slurmctld says:"
+    grep -E "JobId=$job([^0-9]|$)" "$STATE/log/slurmctld.log" | tail -n 20
+    return 1
+  fi
   grep -q '^cdmf: interrupted at iteration [0-9]* (received SIGUSR1)' "limit_$job.log"
   [[ $(job_state "$job") == "FAILED 75:0" ]] || { echo "job $job: $(job_state "$job")"; return 1; }
   local stopped
   stopped=$(json_get "$run/summary.json" iterations)
   test -s "$run/checkpoints/$(printf 'checkpoint-%010d.h5' "$stopped")"
-  echo "note: Slurm's USR1 came $((SECONDS - t0)) s into a 60 s job; checkpoint at iteration $stopped"
+  echo "note: Slurm's USR1 came $((SECONDS - t0)) s into a 120 s job; checkpoint at iteration $stopped"
 }
 
 check "single_run.sbatch with srun: completes with the expected summary" single_run srun
@@ -285,7 +295,7 @@ check "single_run.sbatch with mpirun: the same run" single_run mpirun
 check "sweep.sbatch as a job array: each task writes its results" sweep
 check "restart_chain.sbatch (dependency): USR1, checkpoint, exact continuation" chain dependency
 check "restart_chain.sbatch (requeue): USR1, checkpoint, exact continuation" chain requeue
-check "a real time limit: --signal=B:USR1@50 checkpoints before it" time_limit
+check "a real time limit: --signal=B:USR1@80 checkpoints before it" time_limit
 
 stop_cluster  # before finish removes the work directory that holds the cluster's state
 finish
