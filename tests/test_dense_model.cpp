@@ -177,6 +177,14 @@ TEST(DenseModel, FirstFactorGradientIsTheFullEvaluationsBitForBit) {
   }
 }
 
+TEST(Random, PhiloxMatchesTheKnownAnswerOfRandom123) {
+  // Random123's kat_vectors: philox4x32-10, counter and key all zero.
+  std::uint32_t words[4];
+  philox4x32(0, 0, 0, words);
+  EXPECT_EQ(std::vector<std::uint32_t>(words, words + 4),
+            (std::vector<std::uint32_t>{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}));
+}
+
 TEST(Random, BatchedGaussiansAreTheSingleDrawsBitForBit) {
   std::vector<std::uint64_t> index;
   for (std::uint64_t k = 0; k < 1000; ++k) index.push_back(k * 7919 + (k % 3 == 0 ? k << 33 : 0));

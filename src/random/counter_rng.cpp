@@ -12,10 +12,15 @@ constexpr std::uint32_t kMul1 = 0xCD9E8D57u;
 constexpr std::uint32_t kWeyl0 = 0x9E3779B9u;
 constexpr std::uint32_t kWeyl1 = 0xBB67AE85u;
 
-inline void mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t& hi, std::uint32_t& lo) {
-  const std::uint64_t product = static_cast<std::uint64_t>(a) * b;
-  hi = static_cast<std::uint32_t>(product >> 32);
-  lo = static_cast<std::uint32_t>(product);
+// One Philox4x32 round on the counter (c0, c1, c2, c3) with the round key (k0, k1).
+inline void philox_round(std::uint32_t& c0, std::uint32_t& c1, std::uint32_t& c2, std::uint32_t& c3,
+                         std::uint32_t k0, std::uint32_t k1) {
+  const std::uint64_t p0 = static_cast<std::uint64_t>(kMul0) * c0;
+  const std::uint64_t p1 = static_cast<std::uint64_t>(kMul1) * c2;
+  c0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1 ^ k0;
+  c1 = static_cast<std::uint32_t>(p1);
+  c2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3 ^ k1;
+  c3 = static_cast<std::uint32_t>(p0);
 }
 }  // namespace
 
@@ -28,17 +33,7 @@ void philox4x32(std::uint64_t seed, std::uint32_t stream, std::uint64_t index,
   std::uint32_t k0 = static_cast<std::uint32_t>(seed);
   std::uint32_t k1 = static_cast<std::uint32_t>(seed >> 32);
   for (int round = 0; round < 10; ++round) {
-    std::uint32_t hi0, lo0, hi1, lo1;
-    mulhilo(kMul0, c0, hi0, lo0);
-    mulhilo(kMul1, c2, hi1, lo1);
-    const std::uint32_t n0 = hi1 ^ c1 ^ k0;
-    const std::uint32_t n1 = lo1;
-    const std::uint32_t n2 = hi0 ^ c3 ^ k1;
-    const std::uint32_t n3 = lo0;
-    c0 = n0;
-    c1 = n1;
-    c2 = n2;
-    c3 = n3;
+    philox_round(c0, c1, c2, c3, k0, k1);
     k0 += kWeyl0;
     k1 += kWeyl1;
   }
@@ -76,7 +71,7 @@ inline double box_muller(std::uint32_t w0, std::uint32_t w1, std::uint32_t w2, s
 constexpr size_t kLanes = 16;
 
 // philox4x32 on kLanes counters at once: the lanes are independent, so the compiler runs
-// them in SIMD registers (the same integer arithmetic, so the same words).
+// their rounds in SIMD registers (the same round, so the same words).
 void philox_lanes(std::uint64_t seed, std::uint32_t stream, const std::uint64_t* index,
                   std::uint32_t c0[kLanes], std::uint32_t c1[kLanes], std::uint32_t c2[kLanes],
                   std::uint32_t c3[kLanes]) {
@@ -89,16 +84,7 @@ void philox_lanes(std::uint64_t seed, std::uint32_t stream, const std::uint64_t*
   std::uint32_t k0 = static_cast<std::uint32_t>(seed);
   std::uint32_t k1 = static_cast<std::uint32_t>(seed >> 32);
   for (int round = 0; round < 10; ++round) {
-    for (size_t l = 0; l < kLanes; ++l) {
-      const std::uint64_t p0 = static_cast<std::uint64_t>(kMul0) * c0[l];
-      const std::uint64_t p1 = static_cast<std::uint64_t>(kMul1) * c2[l];
-      const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
-      const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
-      c0[l] = n0;
-      c1[l] = static_cast<std::uint32_t>(p1);
-      c2[l] = n2;
-      c3[l] = static_cast<std::uint32_t>(p0);
-    }
+    for (size_t l = 0; l < kLanes; ++l) philox_round(c0[l], c1[l], c2[l], c3[l], k0, k1);
     k0 += kWeyl0;
     k1 += kWeyl1;
   }

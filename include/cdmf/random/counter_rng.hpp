@@ -28,7 +28,7 @@ double uniform_open(std::uint64_t seed, std::uint32_t stream, std::uint64_t inde
 double gaussian(std::uint64_t seed, std::uint32_t stream, std::uint64_t index);
 
 /// out[k] = gaussian(seed, stream, index[k]) for k < count, bit for bit, several draws at a
-/// time (about twice as fast for large counts).
+/// time (30 against 40 ns a draw on the machine of docs/benchmarks.md).
 void gaussians(std::uint64_t seed, std::uint32_t stream, const std::uint64_t* index, std::size_t count,
                double* out);
 
