@@ -84,12 +84,12 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
     return end - begin;
   };
   // Decisions taken from clocks or signals differ between ranks: they are agreed (one small
-  // allreduce) whenever one of them is in use, every `agree_every` iterations: about every
-  // config_.agreement_seconds of work (an allreduce per iteration cost 2-3% of a fast
-  // iteration), a cadence the ranks agree on too (the smallest proposal).
+  // allreduce) whenever one of them is in use, about every config_.agreement_seconds of work
+  // (an allreduce per iteration cost 2-3% of a fast iteration): each agreement also fixes the
+  // iteration of the next one, from the smallest cadence any rank proposes.
   const bool agree = static_cast<bool>(stop_poll_) || config_.checkpoint_every_seconds > 0.0 ||
                      config_.walltime_budget > 0.0;
-  std::int64_t agree_every = 1, next_agreement = start.iteration;
+  std::int64_t next_agreement = start.iteration;
 
   for (std::int64_t t = start.iteration;; ++t) {
     const double iteration_begin = MPI_Wtime();
@@ -116,8 +116,7 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
                             slowest_checkpoint >=
                         config_.walltime_budget;
       check_mpi(MPI_Allreduce(MPI_IN_PLACE, decision, 4, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
-      agree_every = -decision[3];
-      next_agreement = t + agree_every;
+      next_agreement = t - decision[3];  // decision[3] = -(the smallest proposal)
     }
     // Stopping is decided from the loss at Theta(t), which needs the metrics row when it ends.
     const bool at_limit = t >= config_.max_iters;
