@@ -44,45 +44,46 @@ void compare_strategies(int depth, std::int64_t k_in, std::int64_t k_out) {
   EntryList test_entries = test::random_entries(m, n, 0.3, 6, truth);
   // Block 3: the thin dimensions spread over several processes (gradients summed to all of
   // them); block 8: each on one process (summed to it alone, written in place).
-  for (int block : {3, 8})
-  for (GridShape shape : test::available_shapes()) {
-    test::on_grid(shape, [&](const ProcessGrid& grid) {
-      SCOPED_TRACE("block " + std::to_string(block));
-      IndexLayout layout(m, n, choose_block_size(m, n, grid, block), 8);
-      // A thin chain with generic (non-orthogonal) factors.
-      Chain chain;
-      chain.kind = ModelKind::kNarrow;
-      for (int l = 0; l < depth; ++l) {
-        // W1: k_in x n; first inner factor k_out x k_in, later ones k_out x k_out; W_K: m x k_out.
-        const std::int64_t rows = l == depth - 1 ? m : (l == 0 ? k_in : k_out);
-        const std::int64_t cols = l == 0 ? n : (l == 1 ? k_in : k_out);
-        chain.factors.push_back(gaussian_matrix(grid, layout, {rows, cols}, 30 + l, 7,
-                                                l == depth - 1 ? Space::kRows : Space::kInner,
-                                                l == 0 ? Space::kCols : Space::kInner));
-        for (double& x : chain.factors.back().local()) x *= 0.5;
-        chain.lr_multipliers.push_back(1.0);
-      }
-      const Observations obs = test::owned_observations(grid, layout, train);
-      const Observations test_obs = test::owned_observations(grid, layout, test_entries);
-      DistMatrix u(grid, m, r, layout.block()), v(grid, n, r, layout.block());
-      u.fill([&](std::int64_t i, std::int64_t j) { return ut(layout.original_row(i), j); });
-      v.fill([&](std::int64_t i, std::int64_t j) { return vt(layout.original_col(i), j); });
-      DenseStrategy dense(obs, &test_obs, truth_matrix_from_factors(u, v), double(m * n));
-      SparseStrategy sparse(obs, &test_obs, u, v, double(m * n));
-      std::vector<DistMatrix> dense_gradient, sparse_gradient;
-      const Evaluation de = dense.evaluate(chain, &dense_gradient, true);
-      const Evaluation se = sparse.evaluate(chain, &sparse_gradient, true);
-      EXPECT_NEAR(se.train_sse, de.train_sse, 1e-12 * de.train_sse);
-      EXPECT_NEAR(se.test_sse, de.test_sse, 1e-12 * de.test_sse);
-      EXPECT_EQ(se.train_count, de.train_count);
-      ASSERT_TRUE(se.truth_sse && de.truth_sse);
-      EXPECT_NEAR(*se.truth_sse, *de.truth_sse, 1e-12 * *de.truth_sse);
-      EXPECT_NEAR(*se.truth_norm_sq, *de.truth_norm_sq, 1e-12 * *de.truth_norm_sq);
-      ASSERT_EQ(sparse_gradient.size(), dense_gradient.size());
-      EXPECT_LT(max_relative_gradient_difference(sparse_gradient, dense_gradient), 1e-12);
-      // Without a gradient or metrics the loss is the same.
-      EXPECT_NEAR(sparse.evaluate(chain, nullptr, false).train_sse, de.train_sse, 1e-12 * de.train_sse);
-    });
+  for (int block : {3, 8}) {
+    for (GridShape shape : test::available_shapes()) {
+      test::on_grid(shape, [&](const ProcessGrid& grid) {
+        SCOPED_TRACE("block " + std::to_string(block));
+        IndexLayout layout(m, n, choose_block_size(m, n, grid, block), 8);
+        // A thin chain with generic (non-orthogonal) factors.
+        Chain chain;
+        chain.kind = ModelKind::kNarrow;
+        for (int l = 0; l < depth; ++l) {
+          // W1: k_in x n; first inner factor k_out x k_in, later ones k_out x k_out; W_K: m x k_out.
+          const std::int64_t rows = l == depth - 1 ? m : (l == 0 ? k_in : k_out);
+          const std::int64_t cols = l == 0 ? n : (l == 1 ? k_in : k_out);
+          chain.factors.push_back(gaussian_matrix(grid, layout, {rows, cols}, 30 + l, 7,
+                                                  l == depth - 1 ? Space::kRows : Space::kInner,
+                                                  l == 0 ? Space::kCols : Space::kInner));
+          for (double& x : chain.factors.back().local()) x *= 0.5;
+          chain.lr_multipliers.push_back(1.0);
+        }
+        const Observations obs = test::owned_observations(grid, layout, train);
+        const Observations test_obs = test::owned_observations(grid, layout, test_entries);
+        DistMatrix u(grid, m, r, layout.block()), v(grid, n, r, layout.block());
+        u.fill([&](std::int64_t i, std::int64_t j) { return ut(layout.original_row(i), j); });
+        v.fill([&](std::int64_t i, std::int64_t j) { return vt(layout.original_col(i), j); });
+        DenseStrategy dense(obs, &test_obs, truth_matrix_from_factors(u, v), double(m * n));
+        SparseStrategy sparse(obs, &test_obs, u, v, double(m * n));
+        std::vector<DistMatrix> dense_gradient, sparse_gradient;
+        const Evaluation de = dense.evaluate(chain, &dense_gradient, true);
+        const Evaluation se = sparse.evaluate(chain, &sparse_gradient, true);
+        EXPECT_NEAR(se.train_sse, de.train_sse, 1e-12 * de.train_sse);
+        EXPECT_NEAR(se.test_sse, de.test_sse, 1e-12 * de.test_sse);
+        EXPECT_EQ(se.train_count, de.train_count);
+        ASSERT_TRUE(se.truth_sse && de.truth_sse);
+        EXPECT_NEAR(*se.truth_sse, *de.truth_sse, 1e-12 * *de.truth_sse);
+        EXPECT_NEAR(*se.truth_norm_sq, *de.truth_norm_sq, 1e-12 * *de.truth_norm_sq);
+        ASSERT_EQ(sparse_gradient.size(), dense_gradient.size());
+        EXPECT_LT(max_relative_gradient_difference(sparse_gradient, dense_gradient), 1e-12);
+        // Without a gradient or metrics the loss is the same.
+        EXPECT_NEAR(sparse.evaluate(chain, nullptr, false).train_sse, de.train_sse, 1e-12 * de.train_sse);
+      });
+    }
   }
 }
 
