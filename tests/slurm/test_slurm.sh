@@ -287,7 +287,7 @@ time_limit() {
   local stopped
   stopped=$(json_get "$run/summary.json" iterations)
   test -s "$run/checkpoints/$(printf 'checkpoint-%010d.h5' "$stopped")"
-  echo "note: Slurm's USR1 came $((SECONDS - t0)) s into a 120 s job; checkpoint at iteration $stopped"
+  echo "note: the 120 s job stopped $((SECONDS - t0)) s after its submission (Slurm's USR1, then a checkpoint at iteration $stopped)"
 }
 
 check "single_run.sbatch with srun: completes with the expected summary" single_run srun
