@@ -170,12 +170,13 @@ PassResult scalar_pass(const PassProblem& q, double inv_n) {
   return out;
 }
 
-PassResult kernel_pass(const PassProblem& q, const RowGroupedEntries& entries, double inv_n, bool runtime_width) {
+PassResult kernel_pass(const PassProblem& q, const RowGroupedEntries& entries, double inv_n, bool runtime_width,
+                       FusedPassTarget target = FusedPassTarget::automatic) {
   PassResult out{0.0, std::vector<double>(q.p.size(), 0.0), std::vector<double>(q.bt.size(), 0.0)};
   const FusedPassPanels panels{q.p.data(), q.bt.data(), q.a.data(), q.stride};
-  out.sse = fused_pass(entries, panels, inv_n, out.y.data(), out.z.data(), runtime_width);
+  out.sse = fused_pass(entries, panels, inv_n, out.y.data(), out.z.data(), runtime_width, target);
   // The loss alone is the same sum (up to where the compiler fuses multiply-adds).
-  EXPECT_NEAR(fused_pass(entries, panels, 0.0, nullptr, nullptr, runtime_width), out.sse, 1e-14 * out.sse);
+  EXPECT_NEAR(fused_pass(entries, panels, 0.0, nullptr, nullptr, runtime_width, target), out.sse, 1e-14 * out.sse);
   return out;
 }
 
@@ -195,15 +196,33 @@ TEST(FusedPass, MatchesAScalarLoopForEveryKernel) {
     const RowGroupedEntries entries = group_by_row(q.row, q.col, q.value, q.rows);
     const double inv_n = 1.0 / 437.0;
     const PassResult expected = scalar_pass(q, inv_n);
-    const PassResult fixed = kernel_pass(q, entries, inv_n, false);
-    const PassResult runtime = kernel_pass(q, entries, inv_n, true);
-    EXPECT_NEAR(fixed.sse, expected.sse, 1e-13 * expected.sse);
-    EXPECT_LT(relative_difference(fixed.y, expected.y), 1e-13);
-    EXPECT_LT(relative_difference(fixed.z, expected.z), 1e-13);
-    EXPECT_NEAR(runtime.sse, expected.sse, 1e-13 * expected.sse);
-    EXPECT_LT(relative_difference(runtime.y, expected.y), 1e-13);
-    EXPECT_LT(relative_difference(runtime.z, expected.z), 1e-13);
+    // Every compilation of the kernels this CPU runs (the build's own, and AVX2+FMA).
+    for (FusedPassTarget target : {FusedPassTarget::generic, FusedPassTarget::avx2}) {
+      if (!fused_pass_target_available(target)) continue;
+      SCOPED_TRACE(fused_pass_target_name(target));
+      const PassResult fixed = kernel_pass(q, entries, inv_n, false, target);
+      const PassResult runtime = kernel_pass(q, entries, inv_n, true, target);
+      EXPECT_NEAR(fixed.sse, expected.sse, 1e-13 * expected.sse);
+      EXPECT_LT(relative_difference(fixed.y, expected.y), 1e-13);
+      EXPECT_LT(relative_difference(fixed.z, expected.z), 1e-13);
+      EXPECT_NEAR(runtime.sse, expected.sse, 1e-13 * expected.sse);
+      EXPECT_LT(relative_difference(runtime.y, expected.y), 1e-13);
+      EXPECT_LT(relative_difference(runtime.z, expected.z), 1e-13);
+    }
   }
+}
+
+TEST(FusedPass, RunTimeChoiceIsTheBestKernelThisCpuRuns) {
+  // The automatic choice is AVX2+FMA wherever the CPU has both, whatever the build's flags.
+  const bool avx2 = fused_pass_target_available(FusedPassTarget::avx2);
+  EXPECT_STREQ(fused_pass_target_name(), avx2 ? "avx2+fma" : "generic");
+  const PassProblem q = make_pass_problem(10, 3);
+  const RowGroupedEntries entries = group_by_row(q.row, q.col, q.value, q.rows);
+  const PassResult automatic = kernel_pass(q, entries, 0.01, false);
+  const PassResult chosen = kernel_pass(q, entries, 0.01, false, avx2 ? FusedPassTarget::avx2 : FusedPassTarget::generic);
+  EXPECT_EQ(automatic.sse, chosen.sse);
+  EXPECT_EQ(automatic.y, chosen.y);
+  EXPECT_EQ(automatic.z, chosen.z);
 }
 
 TEST(FusedPass, GroupingIsIndependentOfInputOrder) {

@@ -1,137 +1,26 @@
 #include "cdmf/strategy/fused_pass.hpp"
 
 #include <algorithm>
-#include <array>
 #include <climits>
-#include <cstring>
+#include <cstdint>
 #include <numeric>
-#include <utility>
 
 #include "cdmf/core/counting_sort.hpp"
 #include "cdmf/core/error.hpp"
+#include "fused_pass_kernel.hpp"
 
 namespace cdmf {
 
 namespace {
 
-/// Four doubles as one value (GCC/Clang vector extension: AVX2 registers under -march=native,
-/// SSE2 pairs otherwise). Loads and stores go through memcpy: rows need not be 32-byte aligned.
-typedef double Vec4 __attribute__((vector_size(32)));
-
-inline Vec4 load4(const double* p) {
-  Vec4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+/// The best kernel family this CPU runs, chosen once per process.
+FusedPassTarget best_target() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2) return FusedPassTarget::avx2;
+#endif
+  return FusedPassTarget::generic;
 }
-inline void store4(double* p, Vec4 v) { std::memcpy(p, &v, sizeof v); }
-inline double lane_sum(Vec4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
-
-/// [lane_sum(a0), lane_sum(a1), lane_sum(a2), lane_sum(a3)] by a transposed reduction: six
-/// shuffles and adds for four dot products instead of four separate horizontal sums.
-inline Vec4 lane_sums(Vec4 a0, Vec4 a1, Vec4 a2, Vec4 a3) {
-  const Vec4 u01 = __builtin_shufflevector(a0, a1, 0, 4, 2, 6) + __builtin_shufflevector(a0, a1, 1, 5, 3, 7);
-  const Vec4 u23 = __builtin_shufflevector(a2, a3, 0, 4, 2, 6) + __builtin_shufflevector(a2, a3, 1, 5, 3, 7);
-  return __builtin_shufflevector(u01, u23, 0, 1, 4, 5) + __builtin_shufflevector(u01, u23, 2, 3, 6, 7);
-}
-
-/// The pass over `kChunks` 4-double chunks per row (kChunks = 0: `runtime_chunks`, with the
-/// row registers in `scratch`). The same operations in the same order either way (the
-/// compiler may still fuse multiply-adds differently in the unrolled and the looped code).
-template <int kChunks, bool kGradient>
-double grouped_pass(const RowGroupedEntries& entries, const FusedPassPanels& panels, double inv_n,
-                    double* y, double* z, int runtime_chunks, Vec4* scratch) {
-  const int chunks = kChunks > 0 ? kChunks : runtime_chunks;
-  const std::int64_t stride = 4 * static_cast<std::int64_t>(chunks);
-  // P_i, A_i, and Y_i in up to four partial sums: with few chunks, one running sum would chain
-  // the FMA latency through every observation of the row; with many, the chunks are
-  // independent chains already and more sums would only spill registers.
-  const int partial_sums = chunks <= 2 ? 4 : (chunks <= 4 ? 2 : 1);
-  Vec4 fixed_registers[kChunks > 0 ? 6 * kChunks : 1];
-  Vec4* const pi = kChunks > 0 ? fixed_registers : scratch;
-  Vec4* const ai = pi + chunks;
-  Vec4* const yi[4] = {ai + chunks, ai + 2 * chunks, ai + 3 * chunks, ai + 4 * chunks};
-  const std::int64_t* const row_start = entries.row_start.data();
-  const std::int32_t* const col = entries.col.data();
-  const double* const value = entries.value.data();
-  const double* const bt = panels.bt;
-  Vec4 sse4 = {0.0, 0.0, 0.0, 0.0};
-  double sse1 = 0.0;
-
-  // Y_i += s B_j (into partial sum `lane`), Z_j += s A_i for one observation with scaled
-  // residual s.
-  const auto accumulate = [&](const double* bj, std::int32_t j, double s, int lane) {
-    double* zj = z + j * stride;
-    Vec4* const y_lane = yi[lane % partial_sums];
-    for (int c = 0; c < chunks; ++c) {
-      y_lane[c] += s * load4(bj + 4 * c);
-      store4(zj + 4 * c, load4(zj + 4 * c) + s * ai[c]);
-    }
-  };
-
-  const std::int64_t rows = entries.local_rows();
-  for (std::int64_t i = 0; i < rows; ++i) {
-    std::int64_t e = row_start[i];
-    const std::int64_t end = row_start[i + 1];
-    if (e == end) continue;
-    for (int c = 0; c < chunks; ++c) {
-      pi[c] = load4(panels.p + i * stride + 4 * c);
-      if (kGradient) {
-        ai[c] = load4(panels.a + i * stride + 4 * c);
-        for (int t = 0; t < partial_sums; ++t) yi[t][c] = Vec4{0.0, 0.0, 0.0, 0.0};
-      }
-    }
-    for (; e + 4 <= end; e += 4) {
-      const double* b0 = bt + col[e] * stride;
-      const double* b1 = bt + col[e + 1] * stride;
-      const double* b2 = bt + col[e + 2] * stride;
-      const double* b3 = bt + col[e + 3] * stride;
-      Vec4 d0 = {0.0, 0.0, 0.0, 0.0}, d1 = d0, d2 = d0, d3 = d0;
-      for (int c = 0; c < chunks; ++c) {
-        d0 += pi[c] * load4(b0 + 4 * c);
-        d1 += pi[c] * load4(b1 + 4 * c);
-        d2 += pi[c] * load4(b2 + 4 * c);
-        d3 += pi[c] * load4(b3 + 4 * c);
-      }
-      const Vec4 r = lane_sums(d0, d1, d2, d3) - load4(value + e);
-      sse4 += r * r;
-      if (kGradient) {
-        const Vec4 s = r * inv_n;
-        accumulate(b0, col[e], s[0], 0);
-        accumulate(b1, col[e + 1], s[1], 1);
-        accumulate(b2, col[e + 2], s[2], 2);
-        accumulate(b3, col[e + 3], s[3], 3);
-      }
-    }
-    for (; e < end; ++e) {
-      const double* bj = bt + col[e] * stride;
-      Vec4 d = {0.0, 0.0, 0.0, 0.0};
-      for (int c = 0; c < chunks; ++c) d += pi[c] * load4(bj + 4 * c);
-      const double r = lane_sum(d) - value[e];
-      sse1 += r * r;
-      if (kGradient) accumulate(bj, col[e], r * inv_n, 0);
-    }
-    if (kGradient) {
-      double* y_row = y + i * stride;
-      for (int c = 0; c < chunks; ++c) {
-        Vec4 sum = yi[0][c];
-        if (partial_sums == 2) sum += yi[1][c];
-        if (partial_sums == 4) sum += yi[1][c] + (yi[2][c] + yi[3][c]);
-        store4(y_row + 4 * c, load4(y_row + 4 * c) + sum);
-      }
-    }
-  }
-  return lane_sum(sse4) + sse1;
-}
-
-using Pass = double (*)(const RowGroupedEntries&, const FusedPassPanels&, double, double*, double*,
-                        int, Vec4*);
-
-template <bool kGradient, int... Chunks>
-constexpr std::array<Pass, sizeof...(Chunks)> make_table(std::integer_sequence<int, Chunks...>) {
-  return {&grouped_pass<Chunks + 1, kGradient>...};
-}
-
-constexpr int kFixedKernels = static_cast<int>(kMaxFixedStride / 4);
 
 }  // namespace
 
@@ -163,20 +52,31 @@ RowGroupedEntries group_by_row(const std::vector<std::int32_t>& rows,
   return grouped;
 }
 
+bool fused_pass_target_available(FusedPassTarget target) {
+  return target != FusedPassTarget::avx2 || best_target() == FusedPassTarget::avx2;
+}
+
+const char* fused_pass_target_name(FusedPassTarget target) {
+  if (target == FusedPassTarget::automatic) target = best_target();
+  return target == FusedPassTarget::avx2 ? "avx2+fma" : "generic";
+}
+
 double fused_pass(const RowGroupedEntries& entries, const FusedPassPanels& panels, double inv_n,
-                  double* y, double* z, bool force_runtime_width) {
+                  double* y, double* z, bool force_runtime_width, FusedPassTarget target) {
   fail_if(panels.stride <= 0 || panels.stride % 4 != 0, "fused pass: stride must be a positive multiple of 4");
-  static constexpr auto with_gradient = make_table<true>(std::make_integer_sequence<int, kFixedKernels>{});
-  static constexpr auto loss_only = make_table<false>(std::make_integer_sequence<int, kFixedKernels>{});
-  const int chunks = static_cast<int>(panels.stride / 4);
-  const bool gradient = y != nullptr;
-  if (chunks <= kFixedKernels && !force_runtime_width) {
-    const Pass pass = (gradient ? with_gradient : loss_only)[static_cast<size_t>(chunks - 1)];
-    return pass(entries, panels, inv_n, y, z, chunks, nullptr);
+  fail_if(!fused_pass_target_available(target), "fused pass: this CPU does not run the avx2+fma kernels");
+  if (target == FusedPassTarget::automatic) target = best_target();
+  // Rows of registers for the looped kernel, 32-byte aligned as its vectors need.
+  std::vector<double> scratch;
+  double* aligned = nullptr;
+  if (panels.stride > kMaxFixedStride || force_runtime_width) {
+    scratch.assign(static_cast<size_t>(6 * panels.stride + 4), 0.0);
+    const auto address = reinterpret_cast<std::uintptr_t>(scratch.data());
+    aligned = scratch.data() + (32 - address % 32) % 32 / sizeof(double);
   }
-  std::vector<Vec4> scratch(static_cast<size_t>(6 * chunks));
-  return gradient ? grouped_pass<0, true>(entries, panels, inv_n, y, z, chunks, scratch.data())
-                  : grouped_pass<0, false>(entries, panels, inv_n, y, z, chunks, scratch.data());
+  const FusedPassArgs args{entries.row_start.data(), entries.col.data(), entries.value.data(),
+                           entries.local_rows(), panels, inv_n, y, z, force_runtime_width, aligned};
+  return target == FusedPassTarget::avx2 ? fused_pass_avx2(args) : fused_pass_generic(args);
 }
 
 }  // namespace cdmf

@@ -42,10 +42,20 @@ constexpr std::int64_t padded_stride(std::int64_t width) { return (width + 3) / 
 
 constexpr std::int64_t kMaxFixedStride = 64;
 
+/// Which compilation of the kernels runs: `automatic` picks the best this CPU runs (avx2+fma
+/// on x86-64 CPUs that have both, whatever flags the build used), so a default build is as
+/// fast as a -march=native one; the others are for tests and benchmarks.
+enum class FusedPassTarget { automatic, generic, avx2 };
+bool fused_pass_target_available(FusedPassTarget target);
+/// "avx2+fma" or "generic" (`automatic`: the one it picks).
+const char* fused_pass_target_name(FusedPassTarget target = FusedPassTarget::automatic);
+
 /// Sum of squared residuals; with `y` (local rows x stride) and `z` (local columns x stride)
 /// non-null, also adds the gradient accumulations to them. `force_runtime_width` runs the
-/// runtime-loop kernel whatever the stride (for tests of that kernel).
+/// runtime-loop kernel whatever the stride (for tests of that kernel). One process always runs
+/// the same kernel, so its results are bitwise reproducible on the same grid.
 double fused_pass(const RowGroupedEntries& entries, const FusedPassPanels& panels, double inv_n,
-                  double* y, double* z, bool force_runtime_width = false);
+                  double* y, double* z, bool force_runtime_width = false,
+                  FusedPassTarget target = FusedPassTarget::automatic);
 
 }  // namespace cdmf
