@@ -1,5 +1,6 @@
 #include "cdmf/io/factor_file.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <optional>
@@ -177,19 +178,6 @@ void write_root_attributes(h5::Attributes root, const Chain& chain, const Factor
   root.set_string("config", meta.config_json);
 }
 
-/// Collective: writes a column-major matrix held on one rank (`full` empty elsewhere) into
-/// `dataset`; the holder writes every row, the others take part with nothing.
-void write_held_matrix(h5::Dataset& dataset, const std::vector<double>& full, bool holder) {
-  const std::int64_t rows = dataset.dims()[0], cols = dataset.dims()[1];
-  std::vector<double> row_major;
-  if (holder) {
-    row_major.resize(full.size());
-    for (std::int64_t j = 0; j < cols; ++j)
-      for (std::int64_t i = 0; i < rows; ++i) row_major[i * cols + j] = full[i + j * rows];
-  }
-  dataset.write_rows(H5T_NATIVE_DOUBLE, 0, holder ? rows : 0, row_major.data());
-}
-
 }  // namespace
 
 FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path) {
@@ -303,20 +291,67 @@ Truth read_truth(const ProcessGrid& grid, const IndexLayout& layout, const std::
   return truth;
 }
 
+namespace {
+
+/// Where this rank's `local` rows go among all ranks' rows in rank order, and their total.
+RowSlab rows_in_rank_order(MPI_Comm comm, std::int64_t local, std::int64_t& total) {
+  RowSlab slab{0, local};
+  check_mpi(MPI_Exscan(&local, &slab.first, 1, MPI_INT64_T, MPI_SUM, comm), "MPI_Exscan");
+  int me = 0;
+  check_mpi(MPI_Comm_rank(comm, &me), "MPI_Comm_rank");
+  if (me == 0) slab.first = 0;  // MPI_Exscan leaves rank 0's result undefined
+  check_mpi(MPI_Allreduce(&local, &total, 1, MPI_INT64_T, MPI_SUM, comm), "MPI_Allreduce");
+  return slab;
+}
+
+/// Collective: writes this rank's rows `slab` of a 1-D or 2-D dataset (row-major `data`) in
+/// pieces of at most kPieceElements, every rank taking part in every piece (HDF5 1.10's
+/// MPI-IO transfers stop at 2 GB).
+void write_rows_in_pieces(h5::Dataset& dataset, hid_t memory_type, const RowSlab& slab,
+                          std::int64_t row_elements, const char* data, size_t element_bytes, MPI_Comm comm) {
+  constexpr std::int64_t kPieceElements = std::int64_t{1} << 26;
+  const std::int64_t piece_rows = std::max<std::int64_t>(1, kPieceElements / std::max<std::int64_t>(row_elements, 1));
+  std::int64_t pieces = (slab.count + piece_rows - 1) / piece_rows, max_pieces = 0;
+  check_mpi(MPI_Allreduce(&pieces, &max_pieces, 1, MPI_INT64_T, MPI_MAX, comm), "MPI_Allreduce");
+  for (std::int64_t piece = 0; piece < std::max<std::int64_t>(max_pieces, 1); ++piece) {
+    const std::int64_t begin = std::min(piece * piece_rows, slab.count);
+    const std::int64_t count = std::min(piece_rows, slab.count - begin);
+    dataset.write_rows(memory_type, count > 0 ? slab.first + begin : 0, count,
+                       data == nullptr ? nullptr : data + begin * row_elements * static_cast<std::int64_t>(element_bytes));
+  }
+}
+
+/// Row-major copy of a column-major `rows` x `cols` matrix.
+std::vector<double> row_major(const std::vector<double>& column_major, std::int64_t rows, std::int64_t cols) {
+  std::vector<double> out(column_major.size());
+  for (std::int64_t j = 0; j < cols; ++j)
+    for (std::int64_t i = 0; i < rows; ++i) out[i * cols + j] = column_major[i + j * rows];
+  return out;
+}
+
+}  // namespace
+
 void write_truth_factors(MPI_Comm comm, const std::string& path, std::int64_t rows,
                          std::int64_t cols, std::int64_t rank, const std::vector<double>& u,
                          const std::vector<double>& v) {
   fail_if(rows < 1 || cols < 1 || rank < 1,
           "cannot write {}: truth of {} x {} with rank {} (all must be positive)", path, rows, cols,
           rank);
-  int me = 0;
-  check_mpi(MPI_Comm_rank(comm, &me), "MPI_Comm_rank");
+  std::int64_t u_values = 0, v_values = 0;
+  rows_in_rank_order(comm, static_cast<std::int64_t>(u.size()), u_values);
+  rows_in_rank_order(comm, static_cast<std::int64_t>(v.size()), v_values);
   std::string message;
-  if (me == 0 && (static_cast<std::int64_t>(u.size()) != rows * rank ||
-                  static_cast<std::int64_t>(v.size()) != cols * rank))
+  if (u_values != rows * rank || v_values != cols * rank)
     message = fmt::format("cannot write {}: U has {} values and V {}, expected {} and {}", path,
-                          u.size(), v.size(), rows * rank, cols * rank);
+                          u_values, v_values, rows * rank, cols * rank);
+  else if (static_cast<std::int64_t>(u.size()) % rank != 0 || static_cast<std::int64_t>(v.size()) % rank != 0)
+    message = fmt::format("cannot write {}: a rank holds part of a row of U or V", path);
   agree_on_error(comm, message);
+  std::int64_t u_rows = 0, v_rows = 0;
+  const RowSlab u_slab = rows_in_rank_order(comm, static_cast<std::int64_t>(u.size()) / rank, u_rows);
+  const RowSlab v_slab = rows_in_rank_order(comm, static_cast<std::int64_t>(v.size()) / rank, v_rows);
+  const std::vector<double> u_rows_major = row_major(u, u_slab.count, rank);
+  const std::vector<double> v_rows_major = row_major(v, v_slab.count, rank);
   write_atomically(comm, path, [&](const std::string& temporary) {
     h5::File file = h5::File::create(comm, temporary);
     file.reserve(file_size_bound(8 * static_cast<std::uint64_t>((rows + cols) * rank), 2, 64));
@@ -329,8 +364,31 @@ void write_truth_factors(MPI_Comm comm, const std::string& path, std::int64_t ro
       h5::Dataset u_dataset = file.create_dataset("/U", H5T_IEEE_F64LE, {rows, rank});
       h5::Dataset v_dataset = file.create_dataset("/V", H5T_IEEE_F64LE, {cols, rank});
       file.flush();
-      write_held_matrix(u_dataset, u, me == 0);
-      write_held_matrix(v_dataset, v, me == 0);
+      const auto bytes = [](const std::vector<double>& x) { return reinterpret_cast<const char*>(x.data()); };
+      write_rows_in_pieces(u_dataset, H5T_NATIVE_DOUBLE, u_slab, rank, bytes(u_rows_major), 8, comm);
+      write_rows_in_pieces(v_dataset, H5T_NATIVE_DOUBLE, v_slab, rank, bytes(v_rows_major), 8, comm);
+    }
+    file.close();
+  });
+}
+
+void write_hdf5_entries(MPI_Comm comm, const std::string& path, const EntryList& entries) {
+  std::int64_t total = 0;
+  const RowSlab slab = rows_in_rank_order(comm, static_cast<std::int64_t>(entries.size()), total);
+  write_atomically(comm, path, [&](const std::string& temporary) {
+    h5::File file = h5::File::create(comm, temporary);
+    file.reserve(file_size_bound(24 * static_cast<std::uint64_t>(total), 3, 0));
+    {
+      h5::Dataset rows = file.create_dataset("/rows", H5T_STD_I64LE, {total});
+      h5::Dataset cols = file.create_dataset("/cols", H5T_STD_I64LE, {total});
+      h5::Dataset values = file.create_dataset("/values", H5T_IEEE_F64LE, {total});
+      rows.set_checksum(h5::checksum(entries.rows.data(), slab.first, slab.count));
+      cols.set_checksum(h5::checksum(entries.cols.data(), slab.first, slab.count));
+      values.set_checksum(h5::checksum(entries.values.data(), slab.first, slab.count));
+      file.flush();
+      write_rows_in_pieces(rows, H5T_NATIVE_INT64, slab, 1, reinterpret_cast<const char*>(entries.rows.data()), 8, comm);
+      write_rows_in_pieces(cols, H5T_NATIVE_INT64, slab, 1, reinterpret_cast<const char*>(entries.cols.data()), 8, comm);
+      write_rows_in_pieces(values, H5T_NATIVE_DOUBLE, slab, 1, reinterpret_cast<const char*>(entries.values.data()), 8, comm);
     }
     file.close();
   });

@@ -105,8 +105,9 @@ Truth read_truth(const ProcessGrid& grid, const IndexLayout& layout, const std::
                  int block);
 /// Collective: the m x n a truth file describes (rows of /U and /V, or the shape of /matrix).
 FactorShape truth_dimensions(MPI_Comm comm, const std::string& path);
-/// Collective: writes /U and /V (full matrices held on rank 0, column-major, original order),
-/// root attributes rows, cols, rank.
+/// Collective: writes /U and /V, root attributes rows, cols, rank. Each rank holds some rows of
+/// U and of V (column-major, original order; all of them on one rank, or consecutive slabs in
+/// rank order) and writes them as its hyperslab.
 void write_truth_factors(MPI_Comm comm, const std::string& path, std::int64_t rows,
                          std::int64_t cols, std::int64_t rank, const std::vector<double>& u,
                          const std::vector<double>& v);
@@ -115,5 +116,10 @@ void write_truth_factors(MPI_Comm comm, const std::string& path, std::int64_t ro
 /// and /values (float64) of equal length, each rank a contiguous slice; `index_base` is
 /// subtracted from the indices. "lines" are the 1-based positions in the datasets.
 EntryList read_hdf5_entries(MPI_Comm comm, const std::string& path, int index_base);
+
+/// Collective: writes the entries of every rank (0-based, in rank order) as the 1-D datasets
+/// /rows, /cols (int64) and /values (float64) that read_hdf5_entries reads, each rank its
+/// hyperslab, with checksums; to a temporary name renamed when complete.
+void write_hdf5_entries(MPI_Comm comm, const std::string& path, const EntryList& entries);
 
 }  // namespace cdmf
