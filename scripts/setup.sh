@@ -6,7 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$here/build}"
 
 packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libscalapack-openmpi-dev
-          libopenblas-dev libhdf5-openmpi-dev hdf5-tools libgtest-dev libcli11-dev
+          libopenblas-dev libparpack2-dev libhdf5-openmpi-dev hdf5-tools libgtest-dev libcli11-dev
           nlohmann-json3-dev libfmt-dev python3)
 missing=()
 for p in "${packages[@]}"; do

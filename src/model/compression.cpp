@@ -5,6 +5,7 @@
 
 #include "cdmf/core/error.hpp"
 #include "cdmf/linalg/truncated_svd.hpp"
+#include "cdmf/model/structured_init.hpp"
 
 namespace cdmf {
 
@@ -45,7 +46,7 @@ DistMatrix compression_basis(const Chain& deep, Strategy& strategy, std::int64_t
 Chain compress_chain(const Chain& deep, Strategy& strategy, const CompressionConfig& config) {
   fail_if(!(config.gamma >= 0.0) || !std::isfinite(config.gamma),
           "--gamma must be non-negative and finite (got {})", config.gamma);
-  const DistMatrix v = compression_basis(deep, strategy, config.rank, config.init_scale);
+  DistMatrix v = compression_basis(deep, strategy, config.rank, config.init_scale);
   const ProcessGrid& grid = v.grid();
   const int block = v.block();
   const std::int64_t k = v.cols();
@@ -58,18 +59,7 @@ Chain compress_chain(const Chain& deep, Strategy& strategy, const CompressionCon
   }
   const double scale = std::pow(config.init_scale, -static_cast<double>(deep.depth()));
   for (double& x : u.local()) x *= scale;
-
-  Chain compressed;
-  compressed.kind = ModelKind::kCompressed;
-  compressed.factors.push_back(transposed(v));
-  compressed.lr_multipliers.push_back(config.gamma);
-  for (int l = 0; l < deep.depth(); ++l) {
-    compressed.factors.push_back(scaled_identity(grid, k, config.init_scale, block));
-    compressed.lr_multipliers.push_back(1.0);
-  }
-  compressed.factors.push_back(std::move(u));
-  compressed.lr_multipliers.push_back(config.gamma);
-  return compressed;
+  return compressed_chain(std::move(v), std::move(u), deep.depth(), config);
 }
 
 }  // namespace cdmf

@@ -1,0 +1,164 @@
+#include "cdmf/model/structured_init.hpp"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "cdmf/core/agree.hpp"
+#include "cdmf/core/error.hpp"
+#include "cdmf/random/counter_rng.hpp"
+
+namespace cdmf {
+
+namespace {
+// Streams of the structured factors, apart from the dense init's kFactorInit + l.
+constexpr std::uint32_t kStructuredPermutation = static_cast<std::uint32_t>(Stream::kFactorInit) + 50;
+constexpr std::uint32_t kStructuredSign = static_cast<std::uint32_t>(Stream::kFactorInit) + 70;
+}  // namespace
+
+StructuredInit::StructuredInit(std::int64_t rows, std::int64_t cols, int depth, std::int64_t width,
+                               std::uint64_t seed)
+    : rows_(rows), cols_(cols), depth_(depth), width_(width), seed_(seed) {
+  fail_if(depth < 1, "depth must be at least 1 (got {})", depth);
+  fail_if(width < std::max(rows, cols),
+          "the structured init needs a width h >= max(m, n) = {} (got {})", std::max(rows, cols), width);
+  // P = P_L ... P_1: j goes to pi_1(j), then pi_2 of that, ..., its sign the product.
+  pi_.resize(static_cast<size_t>(width));
+  sigma_.assign(static_cast<size_t>(width), 1.0);
+  for (std::int64_t j = 0; j < width; ++j) pi_[j] = j;
+  std::vector<std::int64_t> pi;
+  std::vector<double> sigma;
+  for (int l = 0; l < depth; ++l) {
+    factor(l, pi, sigma);
+    for (std::int64_t j = 0; j < width; ++j) {
+      sigma_[j] *= sigma[pi_[j]];
+      pi_[j] = pi[pi_[j]];
+    }
+  }
+  inverse_.resize(static_cast<size_t>(width));
+  for (std::int64_t j = 0; j < width; ++j) inverse_[pi_[j]] = j;
+}
+
+void StructuredInit::factor(int l, std::vector<std::int64_t>& pi, std::vector<double>& sigma) const {
+  pi = random_permutation(width_, seed_, kStructuredPermutation + static_cast<std::uint32_t>(l));
+  sigma.resize(static_cast<size_t>(width_));
+  for (std::int64_t j = 0; j < width_; ++j)
+    sigma[j] = (random_word(seed_, kStructuredSign + static_cast<std::uint32_t>(l), static_cast<std::uint64_t>(j)) & 1) != 0
+                   ? -1.0 : 1.0;
+}
+
+std::vector<double> StructuredInit::apply_transposed(const std::vector<double>& y, std::int64_t k) const {
+  // (Q^T y)_j = sigma(j) y_pi(j) when pi(j) < m.
+  std::vector<double> x(static_cast<size_t>(cols_ * k), 0.0);
+  for (std::int64_t j = 0; j < cols_; ++j) {
+    const std::int64_t i = q_row(j);
+    if (i < 0) continue;
+    for (std::int64_t c = 0; c < k; ++c) x[j + c * cols_] = sigma_[j] * y[i + c * rows_];
+  }
+  return x;
+}
+
+std::vector<double> StructuredInit::apply(const std::vector<double>& x, std::int64_t k) const {
+  // (Q x)_i = sigma(j) x_j for j = pi^-1(i) when j < n.
+  std::vector<double> y(static_cast<size_t>(rows_ * k), 0.0);
+  for (std::int64_t i = 0; i < rows_; ++i) {
+    const std::int64_t j = inverse_[i];
+    if (j >= cols_) continue;
+    for (std::int64_t c = 0; c < k; ++c) y[i + c * rows_] = sigma_[j] * x[j + c * cols_];
+  }
+  return y;
+}
+
+Chain StructuredInit::dense_chain(const ProcessGrid& grid, const IndexLayout& layout, double init_scale) const {
+  fail_if(layout.rows() != rows_ || layout.cols() != cols_, "structured init of {} x {} for a {} x {} layout",
+          rows_, cols_, layout.rows(), layout.cols());
+  const auto shapes = chain_shapes(rows_, cols_, depth_, width_);
+  Chain chain;
+  chain.kind = ModelKind::kDeep;
+  std::vector<std::int64_t> pi;
+  std::vector<double> sigma;
+  for (int l = 0; l < depth_; ++l) {
+    factor(l, pi, sigma);
+    DistMatrix w(grid, shapes[l].rows, shapes[l].cols, layout.block());
+    // Entry (i, j) of P_l is sigma(j) when pi(j) = i; the cut keeps rows < m (last factor)
+    // and columns < n (first factor), which the shape does.
+    w.fill([&](std::int64_t i, std::int64_t j) { return pi[j] == i ? init_scale * sigma[j] : 0.0; });
+    chain.factors.push_back(std::move(w));
+    chain.lr_multipliers.push_back(1.0);
+  }
+  return chain;
+}
+
+Chain compressed_chain(DistMatrix v, DistMatrix u, int depth, const CompressionConfig& config) {
+  const ProcessGrid& grid = v.grid();
+  const int block = v.block();
+  const std::int64_t k = v.cols();
+  Chain compressed;
+  compressed.kind = ModelKind::kCompressed;
+  compressed.factors.push_back(transposed(v));
+  compressed.lr_multipliers.push_back(config.gamma);
+  for (int l = 0; l < depth; ++l) {
+    compressed.factors.push_back(scaled_identity(grid, k, config.init_scale, block));
+    compressed.lr_multipliers.push_back(1.0);
+  }
+  compressed.factors.push_back(std::move(u));
+  compressed.lr_multipliers.push_back(config.gamma);
+  return compressed;
+}
+
+Chain compress_implicit(const ProcessGrid& grid, const IndexLayout& layout, const Observations& train,
+                        double normalization, const StructuredInit& init,
+                        const CompressionConfig& config, ImplicitCompressionReport* report) {
+  const std::int64_t m = layout.rows(), n = layout.cols(), rank = config.rank;
+  run_agreed(grid.comm(), [&] {
+    fail_if(rank < 1, "--rank must be at least 1 for the compressed model (got {})", rank);
+    fail_if(2 * rank > std::min(m, n),
+            "--rank {}: the compressed width 2*rank = {} exceeds min(rows, cols) = {}", rank, 2 * rank,
+            std::min(m, n));
+    fail_if(!(config.init_scale > 0.0), "--init-scale must be positive (got {})", config.init_scale);
+    fail_if(!(config.gamma >= 0.0) || !std::isfinite(config.gamma),
+            "--gamma must be non-negative and finite (got {})", config.gamma);
+    fail_if(init.rows() != m || init.cols() != n, "structured init of {} x {} for a {} x {} problem",
+            init.rows(), init.cols(), m, n);
+  });
+  // S0 on Omega: (eps^L Q_ij - Phi_ij) / N, eps^L as the chain's product forms it.
+  double scale = 1.0;
+  for (int l = 0; l < init.depth(); ++l) scale *= config.init_scale;
+  std::vector<double> s0(train.size());
+  for (size_t e = 0; e < train.size(); ++e)
+    s0[e] = (scale * init.q(train.rows[e], train.cols[e]) - train.values[e]) / normalization;
+  const auto start = std::chrono::steady_clock::now();
+  SparseSvd top;
+  {
+    const DistSparseMatrix s(grid, m, n, layout.block(), train.rows, train.cols, s0);
+    std::vector<double>().swap(s0);
+    top = sparse_truncated_svd(s, rank, {1e-14, 1000, layout.seed()});
+  }
+  const double svd_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  // V = orth([V_S0, Q^T U_S0]) on the grid, then U = Q V.
+  const int block = layout.block();
+  const std::int64_t k = 2 * rank;
+  std::vector<double> lifted = init.apply_transposed(top.u, rank);
+  DistMatrix v(grid, n, k, block);
+  v.fill([&](std::int64_t j, std::int64_t c) { return c < rank ? top.v[j + c * n] : lifted[j + (c - rank) * n]; });
+  std::vector<double>().swap(lifted);
+  orthonormalize_columns(v);
+  std::vector<double> v_full = v.gather();
+  v_full.resize(static_cast<size_t>(n * k));
+  check_mpi(MPI_Bcast(v_full.data(), static_cast<int>(n * k), MPI_DOUBLE, 0, grid.comm()), "MPI_Bcast");
+  const std::vector<double> u_full = init.apply(v_full, k);
+  DistMatrix u(grid, m, k, block);
+  u.fill([&](std::int64_t i, std::int64_t c) { return u_full[i + c * m]; });
+  if (report != nullptr) {
+    top.u.clear();
+    top.v.clear();
+    report->svd = std::move(top);
+    report->svd_seconds = svd_seconds;
+  }
+  return compressed_chain(std::move(v), std::move(u), init.depth(), config);
+}
+
+}  // namespace cdmf
