@@ -389,3 +389,23 @@ TEST(OrthogonalInit, SameOnEveryGridAndOrthonormal) {
 
 }  // namespace
 }  // namespace cdmf
+
+namespace cdmf {
+namespace {
+
+TEST(ProcessGridShape, DefaultShapeFollowsTheMatrix) {
+  // A tall matrix splits its rows, a wide one its columns, a square one stays near-square.
+  EXPECT_EQ(shape_for_matrix(2, 480189, 17770).rows, 2);
+  EXPECT_EQ(shape_for_matrix(2, 17770, 480189).rows, 1);
+  EXPECT_EQ(shape_for_matrix(2, 1000, 1000).rows, near_square_shape(2).rows);
+  EXPECT_EQ(shape_for_matrix(4, 1000, 1000).rows, 2);
+  const GridShape netflix8 = shape_for_matrix(8, 480189, 17770);
+  EXPECT_EQ(netflix8.rows, 8);  // 480189/8 + 17770 beats 480189/4 + 17770/2
+  EXPECT_EQ(shape_for_matrix(16, 480189, 17770).rows, 16);
+  EXPECT_EQ(shape_for_matrix(6, 3000, 1000).rows, 3);  // 3x2 and 6x1 tie (1500): the first found stays
+  // No more process rows than rows.
+  EXPECT_LE(shape_for_matrix(4, 2, 1000).rows, 2);
+}
+
+}  // namespace
+}  // namespace cdmf

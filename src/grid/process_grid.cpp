@@ -15,6 +15,23 @@ GridShape near_square_shape(int ranks) {
   return {rows, ranks / rows};
 }
 
+GridShape shape_for_matrix(int ranks, std::int64_t rows, std::int64_t cols) {
+  const GridShape square = near_square_shape(ranks);
+  GridShape best = square;
+  const auto cost = [&](GridShape shape) {
+    return static_cast<double>(rows) / shape.rows + static_cast<double>(cols) / shape.cols;
+  };
+  const auto fits = [&](GridShape shape) { return shape.rows <= rows && shape.cols <= cols; };
+  for (int pr = 1; pr <= ranks; ++pr) {
+    if (ranks % pr != 0) continue;
+    const GridShape shape{pr, ranks / pr};
+    if (!fits(shape)) continue;
+    // Strictly cheaper by more than rounding: a square matrix keeps the near-square shape.
+    if (!fits(best) || cost(shape) < cost(best) * (1.0 - 1e-12)) best = shape;
+  }
+  return best;
+}
+
 GridShape parse_grid_shape(const std::string& text, int ranks) {
   static const std::regex pattern(R"(^\s*([0-9]+)\s*[xX]\s*([0-9]+)\s*$)");
   std::smatch match;

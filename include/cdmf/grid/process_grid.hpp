@@ -4,6 +4,7 @@
 /// and the BLACS context on the same grid. Move-only; must be destroyed before MPI_Finalize.
 #include <mpi.h>
 
+#include <cstdint>
 #include <string>
 
 namespace cdmf {
@@ -16,6 +17,12 @@ struct GridShape {
 
 /// The near-square shape for `ranks` processes: Pr the largest divisor <= sqrt(ranks).
 GridShape near_square_shape(int ranks);
+
+/// The default shape for an m x n problem on `ranks` processes: the Pr x Pc that minimises
+/// m / Pr + n / Pc, the rows of the thin factors each rank holds and sums per iteration in the
+/// sparse strategy (a tall matrix splits its rows: 480,189 x 17,770 on 2 ranks is 2x1); on a
+/// tie (a square matrix), the near-square shape. Pr <= m and Pc <= n where possible.
+GridShape shape_for_matrix(int ranks, std::int64_t rows, std::int64_t cols);
 
 /// Parses "PrxPc" (e.g. "2x3"); throws Error when malformed or Pr*Pc != ranks.
 GridShape parse_grid_shape(const std::string& text, int ranks);
