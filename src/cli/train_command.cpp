@@ -47,12 +47,21 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--summary", o->run.summary, "JSON summary of the run");
   sub->add_option("--log-every", o->run.log_every, "iterations between log rows")
       ->capture_default_str();
-  sub->add_option("--grid", o->run.grid, "process grid PrxPc (default near-square)");
+  sub->add_option("--grid", o->run.grid,
+                  "process grid PrxPc (default: near-square, or the rows split further for a tall "
+                  "matrix (columns for a wide one) when that cuts the thin factors' rows per rank "
+                  "by a quarter; the shape must be known from --rows/--cols or --truth)");
   sub->add_option("--block-size", o->block_size,
                   "ScaLAPACK block size (default: at most min(64, m/Pr, n/Pc), the one within a factor of "
                   "two of that which spreads rows and columns most evenly)");
   sub->add_option("--loss-normalization", o->normalization,
                   "N of the loss: mn (m*n, the reference) or observed (|Omega|)")
+      ->capture_default_str();
+  sub->add_option("--init-structure", o->init_structure,
+                  "compressed: the deep init it starts from: dense (QR of Gaussians, the "
+                  "published one), implicit (signed permutations, a sparse truncated SVD of the "
+                  "first gradient: no h x n or h x h matrix), auto (implicit when max(m, n) > 4000 "
+                  "or the dense one does not fit)")
       ->capture_default_str();
   sub->add_option("--strategy", o->strategy,
                   "auto|dense|sparse: loss evaluation (auto: sparse for thin chains)")

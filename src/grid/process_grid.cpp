@@ -26,9 +26,11 @@ GridShape shape_for_matrix(int ranks, std::int64_t rows, std::int64_t cols) {
     if (ranks % pr != 0) continue;
     const GridShape shape{pr, ranks / pr};
     if (!fits(shape)) continue;
-    // Strictly cheaper by more than rounding: a square matrix keeps the near-square shape.
     if (!fits(best) || cost(shape) < cost(best) * (1.0 - 1e-12)) best = shape;
   }
+  // Only a clear gain leaves the near-square shape (mildly rectangular problems, and runs
+  // restarted on the default grid, keep theirs).
+  if (fits(square) && cost(best) > 0.75 * cost(square)) return square;
   return best;
 }
 

@@ -77,6 +77,12 @@ DistSparseMatrix::DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std:
   }
 }
 
+double DistSparseMatrix::local_squared_norm() const {
+  double sum = 0.0;
+  for (double v : value_) sum += v * v;
+  return sum;
+}
+
 void DistSparseMatrix::multiply(const double* x, std::int64_t k, double* y) const {
   const std::int64_t lr = row_dim_.count(), lc = col_dim_.count();
   std::fill(y, y + lr * k, 0.0);
@@ -221,6 +227,12 @@ SparseSvd sparse_truncated_svd(const DistSparseMatrix& a, std::int64_t count,
   const MPI_Fint fcomm = MPI_Comm_c2f(grid.comm());
   std::vector<double> x_local(static_cast<size_t>(inner.local())), y_local(static_cast<size_t>(outer.local()));
   std::vector<double> z_local(x_local.size());
+  // PARPACK's convergence test floors |lambda| at eps^(2/3) (dsconv): a Gram operator with
+  // eigenvalues far below that (S0 = residual / N has entries ~1e-10 at Netflix's size) is
+  // handed to it scaled to ||A||_F = 1.
+  double frobenius_sq = a.local_squared_norm();
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &frobenius_sq, 1, MPI_DOUBLE, MPI_SUM, grid.comm()), "MPI_Allreduce");
+  const double gram_scale = frobenius_sq > 0.0 ? 1.0 / frobenius_sq : 1.0;
   while (true) {
     pdsaupd_c(fcomm, &ido, "I", nloc, "LA", nev, options.tolerance, resid.data(), ncv, basis.data(),
               ldv, iparam, ipntr, workd.data(), workl.data(), lworkl, &info);
@@ -229,7 +241,7 @@ SparseSvd sparse_truncated_svd(const DistSparseMatrix& a, std::int64_t count,
     gather_slices(inner, slice, workd.data() + ipntr[0] - 1, x_local.data());
     to_outer(x_local.data(), 1, y_local.data());
     to_inner(y_local.data(), 1, z_local.data());
-    std::copy_n(z_local.data() + slice.first, nloc, workd.data() + ipntr[1] - 1);
+    for (int l = 0; l < nloc; ++l) workd[ipntr[1] - 1 + l] = gram_scale * z_local[slice.first + l];
   }
   run_agreed(grid.comm(), [&] {
     fail_if(info < 0, "truncated SVD: PARPACK pdsaupd failed (info {})", info);
@@ -260,7 +272,7 @@ SparseSvd sparse_truncated_svd(const DistSparseMatrix& a, std::int64_t count,
   result.s.resize(static_cast<size_t>(k));
   for (std::int64_t c = 0; c < k; ++c)
     result.s[c] = std::sqrt(side_norm_sq(outer, outer_local.data() + c * outer.local()));
-  result.next_value = nev > k ? std::sqrt(std::max(values[order[k]], 0.0)) : 0.0;
+  result.next_value = nev > k ? std::sqrt(std::max(values[order[k]], 0.0) / gram_scale) : 0.0;
   const double s1 = result.s[0];
   for (std::int64_t c = 0; c < k; ++c) {
     if (result.s[c] > 1e-12 * s1) ++result.rank_found;

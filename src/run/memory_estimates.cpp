@@ -42,7 +42,18 @@ MemoryPlan plan_train_memory(const std::string& what, const TrainFootprint& f,
     plan.add("sparse panels (U, V rows and their gradients)", panels * grid.size(),
              4.0 * k * k * kDouble);
   }
-  if (f.deep_init_depth > 0) {
+  if (f.implicit_init) {
+    // S0 on Omega (value and two local indices, 16 bytes an entry), PARPACK's basis of
+    // ~max(2 rhat + 3, rhat + 21) vectors of the smaller side (split over the ranks), and on
+    // every rank: P's permutation, signs and inverse (24 bytes per h, 40 while drawn), the
+    // SVD's U_S0, V_S0 and the thin V, U, Q^T U_S0 (about 4 (m + n) k doubles).
+    const double h = static_cast<double>(f.deep_init_width), r = static_cast<double>(f.rank);
+    const double ncv = std::max(2.0 * r + 3.0, r + 21.0);
+    plan.add("implicit init for compression (S0 on Omega, PARPACK's basis)",
+             16.0 * static_cast<double>(f.entries) + ncv * std::min(m, n) * kDouble, 0.0, 1.25);
+    plan.add("implicit init for compression (permutation, thin SVD factors)", 0.0,
+             40.0 * h + 4.0 * (m + n) * 2.0 * r * kDouble);
+  } else if (f.deep_init_depth > 0) {
     const double h = static_cast<double>(f.deep_init_width);
     const double deep = chain_elements(m, n, f.deep_init_depth, h) * kDouble;
     const double rows = std::max(m, h);

@@ -15,6 +15,7 @@
 #include "cdmf/model/chain.hpp"
 #include "cdmf/model/compression.hpp"
 #include "cdmf/model/diagnostics.hpp"
+#include "cdmf/model/structured_init.hpp"
 #include "cdmf/optim/optimizer.hpp"
 #include "cdmf/run/memory_estimates.hpp"
 #include "cdmf/strategy/dense_strategy.hpp"
@@ -48,6 +49,7 @@ nlohmann::json TrainOptions::to_json() const {
                {"loss_normalization", normalization},
                {"permute", !no_permute},
                {"strategy", strategy},
+               {"init_structure", init_structure},
                {"diagnostics", diagnostics}});
   return json;
 }
@@ -151,6 +153,22 @@ struct TrainRestart {
   std::optional<IndexLayout> layout;
 };
 
+/// The default grid when the options give the matrix's shape (--rows and --cols, or --truth):
+/// the shape that follows the matrix (shape_for_matrix) when it differs from the near-square
+/// one; empty otherwise (RunSession's near-square default, as before).
+std::string default_grid(const TrainOptions& o) {
+  if (!o.run.grid.empty()) return o.run.grid;
+  FactorShape shape{o.rows, o.cols};
+  if ((shape.rows <= 0 || shape.cols <= 0) && !o.truth.empty()) shape = truth_dimensions(MPI_COMM_WORLD, o.truth);
+  if (shape.rows <= 0 || shape.cols <= 0) return "";
+  int ranks = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  const GridShape chosen = shape_for_matrix(ranks, shape.rows, shape.cols);
+  const GridShape square = near_square_shape(ranks);
+  if (chosen.rows == square.rows) return "";
+  return fmt::format("{}x{}", chosen.rows, chosen.cols);
+}
+
 /// "train --model deep (1000 x 1000, 200000 entries)" for the memory plan's message.
 std::string run_description(const TrainOptions& o, std::int64_t m, std::int64_t n,
                             std::int64_t entries) {
@@ -168,7 +186,11 @@ int run_train(const TrainOptions& o) {
   fail_if(o.normalization != "mn" && o.normalization != "observed",
           "--loss-normalization must be 'mn' or 'observed' (got '{}')", o.normalization);
   fail_if(o.rows < 0 || o.cols < 0, "--rows and --cols must be positive");
-  RunSession session("train", o.run, o.to_json());
+  fail_if(o.init_structure != "auto" && o.init_structure != "dense" && o.init_structure != "implicit",
+          "--init-structure must be auto, dense or implicit (got '{}')", o.init_structure);
+  RunOptions run_options = o.run;
+  run_options.grid = default_grid(o);
+  RunSession session("train", run_options, o.to_json());
   const ProcessGrid& grid = session.grid();
 
   session.phases().enter("read");
@@ -208,7 +230,12 @@ int run_train(const TrainOptions& o) {
   const std::int64_t m = shape.rows, n = shape.cols;
   const int block = choose_block_size(m, n, grid, o.block_size);
 
-  // Plan the memory of the run before the factors and the distributed entries exist.
+  // Plan the memory of the run before the factors and the distributed entries exist; for a
+  // compressed model built here, choose the deep init it starts from.
+  const bool builds_compressed = kind == ModelKind::kCompressed && !resume && !init_info;
+  fail_if(kind == ModelKind::kCompressed && init_info && o.init_structure == "implicit",
+          "--init-structure implicit builds its own init; {} holds one to compress (use dense)", o.init);
+  bool implicit_init = builds_compressed && o.init_structure == "implicit";
   {
     std::int64_t entries = static_cast<std::int64_t>(data.train.size() + data.test.size());
     MPI_Allreduce(MPI_IN_PLACE, &entries, 1, MPI_INT64_T, MPI_SUM, grid.comm());
@@ -238,6 +265,15 @@ int run_train(const TrainOptions& o) {
     }
     const bool thin = kind != ModelKind::kDeep;
     footprint.dense_strategy = !uses_sparse_strategy(o.strategy, thin, false);
+    if (builds_compressed && o.init_structure == "auto")
+      implicit_init = std::max(m, n) > kImplicitInitSize ||
+                      plan_train_memory("", footprint, grid).per_rank_bytes(grid.size()) >
+                          session.budget().per_rank_bytes;
+    if (implicit_init) {
+      footprint.implicit_init = true;
+      footprint.rank = o.rank;
+      footprint.deep_init_depth = 0;
+    }
     session.check_memory(plan_train_memory(run_description(o, m, n, entries), footprint, grid));
   }
 
@@ -271,6 +307,23 @@ int run_train(const TrainOptions& o) {
     chain.kind = parse_model_kind(init_info->model);
     chain.factors = read_factors(grid, layout, *init_info, block);
     chain.lr_multipliers = init_info->lr_multipliers;
+  } else if (implicit_init) {
+    // The structured init, compressed by the truncated SVD of the sparse S0: no deep chain.
+    const ChainGeometry geometry = model_geometry(o, kind, m, n);
+    const StructuredInit init(m, n, geometry.depth, geometry.width, o.seed);
+    session.phases().enter("compress");
+    ImplicitCompressionReport report;
+    chain = compress_implicit(grid, layout, train, normalization, init,
+                              {o.rank, o.gamma, o.init_scale}, &report);
+    const SparseSvd& svd = report.svd;
+    if (session.is_root()) {
+      fmt::print("compress: implicit structured init (signed permutations, width {}); top {} "
+                 "singular triplets of S0 by PARPACK in {:.2f} s, {} passes over the data, "
+                 "largest residual {:.1e} s_1\n",
+                 geometry.width, o.rank, report.svd_seconds, svd.passes,
+                 *std::max_element(svd.residuals.begin(), svd.residuals.end()));
+      if (!svd.warning.empty()) fmt::print(stderr, "cdmf: warning: compression: {}\n", svd.warning);
+    }
   } else {
     const ChainGeometry geometry = model_geometry(o, kind, m, n);
     chain = make_deep_chain(grid, layout, geometry.depth, geometry.width, o.init_scale, o.seed,
@@ -337,6 +390,9 @@ int run_train(const TrainOptions& o) {
                          {"cols", n},
                          {"train_entries", train.global_count},
                          {"data_fingerprint", fingerprint.text()},
+                         {"init_structure", kind != ModelKind::kCompressed || resume || init_info
+                                                ? nlohmann::json(nullptr)
+                                                : nlohmann::json(implicit_init ? "implicit" : "dense")},
                          {"restarted_from",
                           resume ? nlohmann::json(resume->path) : nlohmann::json(nullptr)}});
   return RunSession::exit_status(result);

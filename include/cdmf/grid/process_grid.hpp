@@ -20,8 +20,9 @@ GridShape near_square_shape(int ranks);
 
 /// The default shape for an m x n problem on `ranks` processes: the Pr x Pc that minimises
 /// m / Pr + n / Pc, the rows of the thin factors each rank holds and sums per iteration in the
-/// sparse strategy (a tall matrix splits its rows: 480,189 x 17,770 on 2 ranks is 2x1); on a
-/// tie (a square matrix), the near-square shape. Pr <= m and Pc <= n where possible.
+/// sparse strategy (a tall matrix splits its rows: 480,189 x 17,770 on 2 ranks is 2x1), when
+/// it saves at least a quarter against the near-square shape, which is kept otherwise (a
+/// square or mildly rectangular matrix). Pr <= m and Pc <= n where possible.
 GridShape shape_for_matrix(int ranks, std::int64_t rows, std::int64_t cols);
 
 /// Parses "PrxPc" (e.g. "2x3"); throws Error when malformed or Pr*Pc != ranks.

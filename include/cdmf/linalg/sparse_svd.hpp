@@ -48,6 +48,8 @@ class DistSparseMatrix {
   const CyclicDim& row_dim() const { return row_dim_; }
   const CyclicDim& col_dim() const { return col_dim_; }
   std::int64_t local_entries() const { return static_cast<std::int64_t>(value_.size()); }
+  /// Sum of squares of this rank's entries.
+  double local_squared_norm() const;
 
   /// Collective: Y = A X for X (local columns x k) and Y (local rows x k), column-major,
   /// summed over the row communicator (every rank of a grid row gets the same Y).

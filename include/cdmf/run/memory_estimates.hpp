@@ -21,6 +21,10 @@ struct TrainFootprint {
   int deep_init_depth = 0;
   std::int64_t deep_init_width = 0;
   bool diagnostics = false;  // a copy of W_l(0) and PDGESVD work on every factor
+  /// A compressed model built from the implicit structured init (width deep_init_width):
+  /// the permutation, S0 on Omega, PARPACK's basis and the thin SVD factors exist instead.
+  bool implicit_init = false;
+  std::int64_t rank = 0;  // rhat
 };
 
 /// The plan of a training run on `grid`. Bytes of factors, products and gradients are

@@ -97,6 +97,8 @@ class RunSession {
   const MemoryBudget& memory_budget() const { return budget_; }
   /// Collective: refuses `plan` with one line on every rank when it does not fit the budget.
   void check_memory(const MemoryPlan& plan) const { plan.check(grid_.comm(), budget_); }
+  /// What each rank may allocate (--memory-limit or the machine's share).
+  const MemoryBudget& budget() const { return budget_; }
 
   /// Collective: the checkpoint of --restart. For `auto`, the newest one in --checkpoint-dir
   /// that `load` reads without an Error (a damaged one is skipped with a warning; none at all:
