@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_chains.hpp"
 #include "cdmf/data/layout.hpp"
 #include "cdmf/model/chain.hpp"
 #include "cdmf/random/counter_rng.hpp"
@@ -264,20 +265,7 @@ int main(int argc, char** argv) {
   const std::int64_t k = width;
   cdmf::IndexLayout layout(m, n, cdmf::choose_block_size(m, n, grid), 1);
   const cdmf::Observations obs = draw_entries(grid, layout, m, n, entries);
-  // A compressed-shape chain: [V^T (k x n), L inner k x k, U (m x k)].
-  cdmf::Chain chain;
-  chain.kind = cdmf::ModelKind::kCompressed;
-  std::vector<cdmf::FactorShape> shapes{{k, n}};
-  for (int l = 0; l < inner; ++l) shapes.push_back({k, k});
-  shapes.push_back({m, k});
-  for (size_t l = 0; l < shapes.size(); ++l) {
-    chain.factors.push_back(cdmf::gaussian_matrix(
-        grid, layout, shapes[l], 3, static_cast<std::uint32_t>(200 + l),
-        l + 1 == shapes.size() ? cdmf::Space::kRows : cdmf::Space::kInner,
-        l == 0 ? cdmf::Space::kCols : cdmf::Space::kInner));
-    for (double& x : chain.factors.back().local()) x /= std::sqrt(static_cast<double>(k));
-    chain.lr_multipliers.push_back(1.0);
-  }
+  const cdmf::Chain chain = cdmf::bench::compressed_shape_chain(grid, layout, m, n, k, inner);
   cdmf::SparseStrategy strategy(obs, nullptr, std::nullopt, std::nullopt, double(m) * double(n));
   std::vector<cdmf::DistMatrix> gradient;
   strategy.evaluate(chain, &gradient, false);  // warm-up: groups the entries, shapes panels
