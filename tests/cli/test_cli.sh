@@ -41,6 +41,26 @@ e2e_generate() {
   [[ $got_train -eq $want_train && $got_test -eq $want_test ]]
 }
 
+# generate --format hdf5 at a given count (the factored recipe), then train compressed from the
+# implicit structured init: the summary says so, and a tall matrix gets the 2x1 grid.
+e2e_implicit() {
+  mpi 2 generate --rows 400 --cols 60 --rank 2 --observed-entries 6000 --test-entries 600 \
+    --format hdf5 --seed 3 --out genh > /dev/null
+  test -s genh/train.h5 && test -s genh/test.h5 && test -s genh/truth.h5
+  mpi 2 train --data genh/train.h5 --test genh/test.h5 --truth genh/truth.h5 --model compressed \
+    --rank 2 --init-scale 0.1 --lr 2 --iters 200 --log-every 100 --init-structure implicit \
+    --summary implicit.json > implicit.log
+  grep -q "compress: implicit structured init" implicit.log
+  "$PYTHON" - <<'EOF'
+import json
+s = json.load(open("implicit.json"))
+assert s["init_structure"] == "implicit", s.get("init_structure")
+assert s["grid"] == "2x1", s["grid"]  # 400 x 60 is tall: the rows are split
+assert s["iterations"] == 200 and s["train_entries"] == 6000, s
+print("note: implicit init, grid", s["grid"], "train loss", s["train_loss"])
+EOF
+}
+
 e2e_train() {
   mpi 2 "${TRAIN_DEEP[@]}" --metrics run.csv --summary run.json --output out.h5 > train.log
   "$PYTHON" - <<'EOF'
@@ -200,6 +220,7 @@ if [[ $SECTION == all || $SECTION == end_to_end ]]; then
   check "--init out.h5 --iters 0 reproduces the final losses" e2e_init
   check "MovieLens: narrow model (dense = sparse), predictions keep ids" e2e_movielens
   check "--config run.toml with a flag overriding it" e2e_config
+  check "generate --format hdf5 + train compressed --init-structure implicit" e2e_implicit
 fi
 
 # --------------------------------------------------------------------------------------------
@@ -302,6 +323,7 @@ if [[ $SECTION == all || $SECTION == bad_input ]]; then
   check "generate with more ranks than the matrix can use: no --out left" generate_fails_cleanly "more ranks than the data can use" --rows 1 --cols 1 --rank 1 --observed 1
   check "generate --out of an existing file" expect_error "--out notes.txt" generate --rows 10 --cols 10 --rank 2 --out notes.txt
   check "generate 3e9 x 3e9: refused by the memory plan, no --out left" generate_fails_cleanly "needs" --rows 3e9 --cols 3e9 --rank 10
+  check "--init-structure of an unknown kind" expect_error "--init-structure must be auto, dense or implicit" train --data good.tsv --model compressed --rank 1 --lr 1 --init-structure haar
   check "generate --rows 2.5: not a whole number" generate_fails_cleanly "--rows must be a whole number" --rows 2.5 --cols 10 --rank 1
   check "predict --out in a missing directory" expect_error "--out no_such_dir/p.tsv" predict --checkpoint f.h5 --pairs good.tsv --out no_such_dir/p.tsv
   check "predict a pair outside the model" expect_error "oor_pairs.tsv:291:" predict --checkpoint f.h5 --pairs oor_pairs.tsv --out p.tsv
