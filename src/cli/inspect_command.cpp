@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "cdmf/core/error.hpp"
 #include "cdmf/io/checkpoint.hpp"
 #include "cdmf/io/run_outputs.hpp"
 #include "cdmf/model/chain.hpp"
@@ -34,6 +35,11 @@ void run_inspect(const std::string& path, int top, int tail) {
     chain.factors = read_factors(grid, layout, f, block);
     chain.lr_multipliers = f.lr_multipliers;
   }
+  // A diverged state (non-finite factors, or a product that overflows) is reported in one
+  // line, not handed to LAPACK.
+  const std::string diverged = diverged_factors(chain.factors);
+  fail_if(!diverged.empty(), "{}: {}: a diverged state, so no singular values", path,
+          diverged);
   const std::vector<double> sigma = end_to_end_singular_values(chain);
   if (!grid.is_root()) return;
 

@@ -20,7 +20,9 @@ struct PredictOptions {
 
 void run_predict(const PredictOptions& o) {
   ProcessGrid grid(MPI_COMM_WORLD);
-  check_output_files(grid.comm(), {{"--out", o.out}});  // before the model is read
+  // Before the model is read; an --out that is an input would destroy it.
+  check_output_files(grid.comm(), {{"--out", o.out}},
+                     {{"--checkpoint", o.checkpoint}, {"--pairs", o.pairs}});
   const FactorFileInfo info = read_factor_file_info(grid.comm(), o.checkpoint);
   const int block = choose_block_size(info.rows, info.cols, grid);
   // Files hold original order, so no permutation is needed here.

@@ -238,11 +238,65 @@ ratings = open(os.environ["SRC"] + "/tests/data/ratings_small.csv").read().split
 ratings[290] = "3,abc,4.0,1234567890"
 write("ml_bad.csv", ratings)
 write("bad.toml", ["lr = 1.0", "bogus-option = 3"])
+write("nul.tsv", with_line(f"\x00junk\t{j}\t0.5"))
+write("int64max.tsv", with_line(f"9223372036854775807\t{j}\t0.5"))
+write("huge_index.tsv", with_line(f"2000000000\t{j}\t0.5"))
 EOF
   mpi 2 generate --rows 30 --cols 24 --rank 2 --seed 1 --out bad/gen > bad/generate.log
   mpi 2 train --data bad/gen/train.tsv --lr 1 --iters 0 --quiet --output bad/f.h5 > bad/f.log
   test "$(stat -c %s bad/f.h5)" -gt 4096
   head -c 4096 bad/f.h5 > bad/trunc.h5
+  # Inputs under other names: a hard link, a symbolic link, a path through a linked directory.
+  cp bad/good.tsv bad/v.tsv
+  ln bad/v.tsv bad/v_hard.tsv
+  ln -s v.tsv bad/v_sym.tsv
+  ln -s . bad/here
+  ln bad/f.h5 bad/f_hard.h5
+  cp bad/gen/truth.h5 bad/truth_copy.h5
+}
+
+# input_unchanged PATTERN FILE ARGS...: expect_error PATTERN ARGS..., and FILE (an input that
+# an output named) has its bytes of before.
+input_unchanged() {
+  local pattern=$1 file=$2
+  shift 2
+  local before
+  before=$(md5sum < "$file")
+  expect_error "$pattern" "$@"
+  [[ $(md5sum < "$file") == "$before" ]] || { echo "$file was changed"; return 1; }
+}
+
+# metrics_full_disk: the metrics CSV on a file system that fills up during the run (a 8 kB
+# tmpfs, half of it taken): one error naming the file, exit 1 on every rank, no hang.
+metrics_full_disk() {
+  mkdir -p full
+  if ! mount -t tmpfs -o size=8k cdmf-test-metrics full 2> /dev/null; then
+    echo "note: cannot mount a tmpfs here (not root): /dev/full instead"
+    expect_error "/dev/full: write failed" train --data good.tsv --lr 1 --iters 200 --log-every 1 \
+      --quiet --metrics /dev/full
+    return
+  fi
+  trap 'umount "$PWD/full" 2> /dev/null || true' RETURN
+  head -c 4096 /dev/zero > full/filler
+  expect_error "full/m.csv: write failed (No space left on device)" train --data good.tsv --lr 1 \
+    --iters 400 --log-every 1 --quiet --metrics full/m.csv
+  local rows
+  rows=$(wc -l < full/m.csv)
+  echo "note: the file system filled after $rows lines of the metrics file"
+  (( rows > 1 && rows < 400 ))
+}
+
+# diverged: a step size far too large: exit 1, one line that blames the step size, the summary
+# written with stop_reason "diverged", and no checkpoint whose loss is not finite (each one
+# left loads, and inspect computes its spectrum).
+diverged() {
+  rm -rf ck_div
+  expect_error "try a smaller --lr" train --data gen/train.tsv --model deep --lr 1e4 --iters 500 \
+    --init-scale 0.5 --quiet --checkpoint-dir ck_div --checkpoint-every 1 --summary div.json
+  [[ $(json_get div.json stop_reason) == diverged ]]
+  local files=(ck_div/checkpoint-*.h5)
+  echo "note: diverged at iteration $(json_get div.json iterations); kept ${#files[@]} checkpoints, newest ${files[-1]}"
+  for file in "${files[@]}"; do mpi 2 inspect "$file" > /dev/null; done
 }
 
 # expect_error_before_data PATTERN ARGS...: expect_error, and the run stopped before it read the
@@ -303,6 +357,27 @@ if [[ $SECTION == all || $SECTION == bad_input ]]; then
   check "generate --out of an existing file" expect_error "--out notes.txt" generate --rows 10 --cols 10 --rank 2 --out notes.txt
   check "predict --out in a missing directory" expect_error "--out no_such_dir/p.tsv" predict --checkpoint f.h5 --pairs good.tsv --out no_such_dir/p.tsv
   check "predict a pair outside the model" expect_error "oor_pairs.tsv:291:" predict --checkpoint f.h5 --pairs oor_pairs.tsv --out p.tsv
+  # Command-line errors: exit 1 (CLI11's own codes are 104-114), near misses named.
+  check "a parse error exits 1" expect_error "--iters" "${T[@]}" --data good.tsv --iters abc
+  check "misspelled subcommand: did you mean" expect_error "unknown subcommand 'trian' (did you mean 'train'?)" trian --data good.tsv --lr 1
+  check "unknown subcommand: the list" expect_error "unknown subcommand 'bogus' (the subcommands are " bogus
+  # Messages: a NUL byte read from a file is shown escaped, not cutting the line short.
+  check "NUL byte in a line: shown escaped" expect_error "nul.tsv:291: cannot parse '\\0junk' as a row index" "${T[@]}" --data nul.tsv
+  # Sizes: an index near INT64_MAX is named before any size is taken from it.
+  check "index near INT64_MAX" expect_error "int64max.tsv:291: row index 9223372036854775807 is beyond the largest supported dimension" "${T[@]}" --data int64max.tsv
+  check "--block-size 100000 (beyond the matrix)" expect_error "--block-size 100000 exceeds the larger dimension of the 20 x 15 matrix" "${T[@]}" --data good.tsv --block-size 100000
+  check "--block-size -4" expect_error "--block-size must be positive (got -4)" "${T[@]}" --data good.tsv --block-size -4
+  check "--width -5" expect_error "--width must be positive (got -5)" "${T[@]}" --data good.tsv --width -5
+  check "--patience -1" expect_error "--patience must be non-negative" "${T[@]}" --data good.tsv --patience -1
+  check "--init-scale inf" expect_error "--init-scale must be a positive number (got inf)" "${T[@]}" --data good.tsv --init-scale inf
+  check "--init-scale nan" expect_error "--init-scale must be a positive number (got nan)" "${T[@]}" --data good.tsv --init-scale nan
+  check "--depth 1000: eps^L underflows, not the step size" expect_error "--init-scale 0.001 with --depth 1000: eps^L = 1e-3000 underflows" "${T[@]}" --data good.tsv --depth 1000
+  check "--depth 2000000000" expect_error "--depth 2000000000" "${T[@]}" --data good.tsv --depth 2000000000
+  # Outputs that are inputs: refused at start-up, the input untouched.
+  check "predict --out = --pairs (symbolic link)" input_unchanged "--out v_sym.tsv: the same file as --pairs v.tsv" v.tsv predict --checkpoint f.h5 --pairs v.tsv --out v_sym.tsv
+  check "predict --out = --checkpoint (hard link)" input_unchanged "--out f_hard.h5: the same file as --checkpoint f.h5" f.h5 predict --checkpoint f.h5 --pairs good.tsv --out f_hard.h5
+  # Every write checked.
+  check "metrics CSV on a full file system" metrics_full_disk
   cd ..
 fi
 

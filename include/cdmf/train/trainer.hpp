@@ -69,10 +69,14 @@ struct TrainerState {
 struct TrainResult {
   std::int64_t iterations = 0;  // update steps taken since iteration 0 (over every restart)
   double seconds = 0.0;
-  /// "converged", "max_iters", "early_stopping", "signal" (stop_signal says which) or
-  /// "walltime". The last two are interruptions: the run is not finished.
+  /// "converged", "max_iters", "early_stopping", "signal" (stop_signal says which),
+  /// "walltime" or "diverged". Signal and walltime are interruptions: the run is not
+  /// finished. A diverged run failed: its final row holds the non-finite loss, `diagnosis`
+  /// says why, and no checkpoint of the non-finite state was written.
   std::string stop_reason;
   int stop_signal = 0;
+  std::string diagnosis;  // for "diverged": one line, the likely cause
+  bool diverged() const { return stop_reason == "diverged"; }
   MetricsRow final;
   std::vector<MetricsRow> history;  // every logged row, from iteration 0 (restored ones first)
   bool interrupted() const { return stop_reason == "signal" || stop_reason == "walltime"; }
@@ -96,8 +100,10 @@ class Trainer {
   /// Checkpoints at the configured cadence and whenever the run stops.
   void set_checkpoint_hook(CheckpointHook hook) { checkpoint_ = std::move(hook); }
 
-  /// Collective. Continues from `start` (a fresh run: the default). Throws Error when the
-  /// loss becomes non-finite (divergence).
+  /// Collective. Continues from `start` (a fresh run: the default). Stops with stop_reason
+  /// "diverged" when the train loss becomes non-finite; checkpoints are written only for
+  /// states whose train loss was evaluated finite. An error of the sink on any rank is
+  /// thrown on every rank.
   TrainResult run(Chain& chain, Strategy& strategy, Optimizer& optimizer, TrainerState start = {});
 
  private:
