@@ -741,6 +741,22 @@ TEST(Divergence, ANonFiniteInitIsNotBlamedOnTheStepSize) {
   });
 }
 
+// A checkpoint that holds a diverged state (an older version wrote them) is no restart point:
+// load_checkpoint refuses it with one line on every rank, so --restart auto skips it, and
+// inspect reports it instead of handing it to LAPACK.
+TEST(Divergence, ACheckpointOfADivergedStateIsRefusedOnLoad) {
+  const Problem p = make_problem();
+  const std::string dir = test::temp_dir("diverged_checkpoint");
+  const std::string path = checkpoint_path(dir, 7);
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    RunSetup s(grid, Model::kNarrow, OptimizerKind::kGd, p);
+    DistMatrix& w3 = s.chain.factors[2];
+    if (!w3.local().empty()) w3.local()[0] = std::numeric_limits<double>::quiet_NaN();
+    write_checkpoint(grid, s.layout, path, s.chain, s.optimizer, {7, 0.0, 0.0, 0, {}}, {});
+    test::expect_error(grid.comm(), path, "W3 holds ", [&] { s.restore(grid, path); });
+  });
+}
+
 // eps^L below the smallest normal double is refused for what it is, before any training.
 TEST(Divergence, InitScaleAndDepthAreCheckedForUnderflow) {
   const auto message = [](int depth, std::int64_t width, double eps) {

@@ -81,6 +81,7 @@ Command add_train_command(CLI::App& app) {
   sub->add_flag("--quiet", o->run.quiet, "no progress lines");
   return {sub, [o, sub, config_path] {
             apply_config_file(*sub, *config_path);
+            o->run.config_file = *config_path;
             for (const char* name : {"--data", "--lr"})
               fail_if(sub->get_option(name)->count() == 0,
                       "{} is required (on the command line or in --config)", name);

@@ -393,6 +393,10 @@ LoadedCheckpoint load_checkpoint(const ProcessGrid& grid, const IndexLayout& lay
   loaded.chain.kind = parse_model_kind(factors.model);
   loaded.chain.factors = read_factors(grid, layout, factors, block);
   loaded.chain.lr_multipliers = factors.lr_multipliers;
+  // A diverged state (written by a version that checkpointed it) is no restart point, and
+  // its values must not reach LAPACK: refused here, so `--restart auto` skips it.
+  const std::string diverged = diverged_factors(loaded.chain.factors);
+  fail_if(!diverged.empty(), "{}: {}: a diverged state", factors.path, diverged);
 
   const h5::File file = h5::File::open(grid.comm(), path);
   loaded.step_count = info.step_count;

@@ -2,6 +2,7 @@
 #include "cdmf/run/train_run.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -107,23 +108,34 @@ const std::vector<std::string> kRunDefiningOptions = {
     "model",    "depth", "width", "rank", "init_scale",         "lr",     "gamma", "optimizer",
     "momentum", "beta1", "beta2", "seed", "loss_normalization", "permute"};
 
-/// The dimensions of the problem: explicit --rows/--cols, else the largest the data, truth,
-/// init file or checkpoint implies.
-FactorShape problem_shape(const TrainOptions& o, MPI_Comm comm, const LoadedData& data,
-                          const std::optional<FactorFileInfo>& init,
+/// The dimensions of the problem: explicit --rows/--cols, else what the data implies (its
+/// largest indices, or its header), widened only by the checkpoint of a restart (the same run,
+/// whose data set the fingerprint checks). A truth or init file never widens the problem: one
+/// of another shape is refused by check_same_shape.
+FactorShape problem_shape(const TrainOptions& o, const LoadedData& data,
                           const std::optional<FactorFileInfo>& restart) {
   FactorShape shape{o.rows > 0 ? o.rows : data.rows, o.cols > 0 ? o.cols : data.cols};
-  const auto widen = [&](std::int64_t rows, std::int64_t cols) {
-    if (o.rows == 0) shape.rows = std::max(shape.rows, rows);
-    if (o.cols == 0) shape.cols = std::max(shape.cols, cols);
-  };
-  if (!o.truth.empty()) {
-    const FactorShape truth = truth_dimensions(comm, o.truth);
-    widen(truth.rows, truth.cols);
+  if (restart) {
+    if (o.rows == 0) shape.rows = std::max(shape.rows, restart->rows);
+    if (o.cols == 0) shape.cols = std::max(shape.cols, restart->cols);
   }
-  if (init) widen(init->rows, init->cols);
-  if (restart) widen(restart->rows, restart->cols);
   return shape;
+}
+
+/// Throws unless the `what` file `path` (--truth, --init) is `rows` x `cols`, the problem's
+/// shape. Larger is refused like smaller: it silently enlarged the problem (a 60 x 50 data
+/// set became 1000 x 1000), where the user may have meant --rows/--cols.
+void check_same_shape(const TrainOptions& o, const char* what, const std::string& path,
+                      std::int64_t rows, std::int64_t cols, FactorShape shape) {
+  if (rows == shape.rows && cols == shape.cols) return;
+  const bool implied = o.rows == 0 || o.cols == 0;
+  fail("{}: the {} is {} x {} but the problem is {} x {}{}", path, what, rows, cols, shape.rows,
+       shape.cols,
+       implied && rows >= shape.rows && cols >= shape.cols
+           ? fmt::format(" (as the data implies; give --rows {} --cols {} if the matrix is that "
+                         "large)",
+                         rows, cols)
+           : "");
 }
 
 /// Throws unless checkpoint `info` continues this run: same model, shape, data set, optimizer
@@ -163,12 +175,21 @@ int run_train(const TrainOptions& o) {
   // Stop signals only set a flag since main() started (StopSignals there): one that came
   // during start-up or the data load stops the run at its first iteration boundary.
   const ModelKind kind = parse_model_kind(o.model);
-  fail_if(!(o.lr > 0.0), "--lr must be positive (got {})", o.lr);
-  fail_if(!(o.init_scale > 0.0), "--init-scale must be positive (got {})", o.init_scale);
+  fail_if(!(o.lr > 0.0) || !std::isfinite(o.lr), "--lr must be a positive number (got {})", o.lr);
+  // Depth, width and eps^L before anything is read or allocated (shallow has 2 factors).
+  check_chain_options(kind == ModelKind::kShallow ? 2 : o.depth, o.width, o.init_scale);
+  fail_if(o.rank < 0, "--rank must be positive (got {})", o.rank);
   fail_if(o.normalization != "mn" && o.normalization != "observed",
           "--loss-normalization must be 'mn' or 'observed' (got '{}')", o.normalization);
   fail_if(o.rows < 0 || o.cols < 0, "--rows and --cols must be positive");
-  RunSession session("train", o.run, o.to_json());
+  fail_if(!o.init.empty() && !o.run.restart.empty(),
+          "--init and --restart cannot be combined: a restart continues from its checkpoint's "
+          "factors, so one of them would be ignored (drop --init to continue, --restart to start "
+          "from {})",
+          o.init);
+  RunSession session("train", o.run, o.to_json(), {},
+                     {{"--data", o.data}, {"--test", o.test}, {"--truth", o.truth},
+                      {"--init", o.init}});
   const ProcessGrid& grid = session.grid();
 
   session.phases().enter("read");
@@ -179,7 +200,7 @@ int run_train(const TrainOptions& o) {
   std::optional<FactorFileInfo> init_info;
   if (!o.init.empty()) init_info = read_factor_file_info(grid.comm(), o.init);
   const auto checkpoint_shape = [&](const CheckpointInfo& info) {
-    return problem_shape(o, grid.comm(), data, init_info, info.factors);
+    return problem_shape(o, data, info.factors);
   };
   std::optional<Restart<TrainRestart>> resume = session.find_restart<TrainRestart>(
       [&](const CheckpointInfo& info) {
@@ -204,7 +225,13 @@ int run_train(const TrainOptions& o) {
 
   const FactorShape shape = resume
                                 ? FactorShape{resume->info.factors.rows, resume->info.factors.cols}
-                                : problem_shape(o, grid.comm(), data, init_info, std::nullopt);
+                                : problem_shape(o, data, std::nullopt);
+  if (!o.truth.empty()) {
+    const FactorShape truth_shape = truth_dimensions(grid.comm(), o.truth);
+    check_same_shape(o, "truth", o.truth, truth_shape.rows, truth_shape.cols, shape);
+  }
+  if (init_info)
+    check_same_shape(o, "init factor file", o.init, init_info->rows, init_info->cols, shape);
   const std::int64_t m = shape.rows, n = shape.cols;
   const int block = choose_block_size(m, n, grid, o.block_size);
 
@@ -265,12 +292,11 @@ int run_train(const TrainOptions& o) {
           resume->path, start.iteration, start.seconds, resume->info.ranks, resume->info.grid,
           resume->read_seconds);
   } else if (init_info) {
-    fail_if(init_info->rows != m || init_info->cols != n,
-            "{}: the init factors are {} x {} but the data is {} x {}", o.init, init_info->rows,
-            init_info->cols, m, n);
     chain.kind = parse_model_kind(init_info->model);
     chain.factors = read_factors(grid, layout, *init_info, block);
     chain.lr_multipliers = init_info->lr_multipliers;
+    const std::string diverged = diverged_factors(chain.factors);
+    fail_if(!diverged.empty(), "{}: {}: a diverged state is no init", o.init, diverged);
   } else {
     const ChainGeometry geometry = model_geometry(o, kind, m, n);
     chain = make_deep_chain(grid, layout, geometry.depth, geometry.width, o.init_scale, o.seed,
@@ -329,7 +355,7 @@ int run_train(const TrainOptions& o) {
   const TrainResult result = session.train(chain, *strategy, optimizer, std::move(start), training);
 
   session.phases().enter("output");
-  if (!o.run.output.empty())
+  if (!o.run.output.empty() && !result.diverged())  // no factors of a diverged state
     write_factor_file(grid, layout, o.run.output, chain,
                       {result.iterations, session.config().dump()}, data.row_ids, data.col_ids);
   session.write_summary(o.model, result,

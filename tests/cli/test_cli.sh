@@ -238,6 +238,7 @@ ratings = open(os.environ["SRC"] + "/tests/data/ratings_small.csv").read().split
 ratings[290] = "3,abc,4.0,1234567890"
 write("ml_bad.csv", ratings)
 write("bad.toml", ["lr = 1.0", "bogus-option = 3"])
+write("good.toml", ["lr = 1.0", "iters = 2"])
 write("nul.tsv", with_line(f"\x00junk\t{j}\t0.5"))
 write("int64max.tsv", with_line(f"9223372036854775807\t{j}\t0.5"))
 write("huge_index.tsv", with_line(f"2000000000\t{j}\t0.5"))
@@ -294,9 +295,34 @@ diverged() {
   expect_error "try a smaller --lr" train --data gen/train.tsv --model deep --lr 1e4 --iters 500 \
     --init-scale 0.5 --quiet --checkpoint-dir ck_div --checkpoint-every 1 --summary div.json
   [[ $(json_get div.json stop_reason) == diverged ]]
-  local files=(ck_div/checkpoint-*.h5)
-  echo "note: diverged at iteration $(json_get div.json iterations); kept ${#files[@]} checkpoints, newest ${files[-1]}"
+  local files=(ck_div/checkpoint-*.h5) stopped
+  stopped=$(json_get div.json iterations)
+  echo "note: diverged at iteration $stopped; kept ${#files[@]} checkpoints, newest ${files[-1]}"
+  local newest=${files[-1]##*checkpoint-}
+  (( 10#${newest%.h5} < stopped )) || { echo "a checkpoint of the diverged iteration was written"; return 1; }
   for file in "${files[@]}"; do mpi 2 inspect "$file" > /dev/null; done
+}
+
+# train_outputs_are_inputs: every output of train against every input, under other names.
+train_outputs_are_inputs() {
+  local T=(train --model deep --lr 1 --iters 2 --quiet)
+  input_unchanged "--summary v_hard.tsv: the same file as --data v.tsv" v.tsv "${T[@]}" --data v.tsv --summary v_hard.tsv
+  input_unchanged "--metrics here/v.tsv: the same file as --test v_sym.tsv" v.tsv "${T[@]}" --data good.tsv --test v_sym.tsv --metrics here/v.tsv
+  input_unchanged "--output truth_copy.h5: the same file as --truth here/truth_copy.h5" truth_copy.h5 "${T[@]}" --data gen/train.tsv --truth here/truth_copy.h5 --output truth_copy.h5
+  input_unchanged "--output f_hard.h5: the same file as --init f.h5" f.h5 "${T[@]}" --data gen/train.tsv --init f.h5 --output f_hard.h5
+  input_unchanged "--summary here/good.toml: the same file as --config good.toml" good.toml "${T[@]}" --data good.tsv --config good.toml --summary here/good.toml
+  expect_error_before_data "--summary s.json: the same file as --metrics s.json (one would overwrite the other)" "${T[@]}" --data good.tsv --summary s.json --metrics s.json
+}
+
+# Outputs against the checkpoints: an existing one (an input of --restart auto), the file of
+# --restart, and a name a later checkpoint would take.
+train_outputs_are_checkpoints() {
+  local T=(train --model deep --lr 1 --iters 3 --quiet --data good.tsv)
+  mpi 2 "${T[@]}" --checkpoint-dir ck_out > /dev/null
+  local existing=ck_out/checkpoint-0000000003.h5
+  input_unchanged "--output $existing: the same file as --checkpoint-dir $existing" "$existing" "${T[@]}" --checkpoint-dir ck_out --restart auto --output "$existing"
+  input_unchanged "--summary here/$existing: the same file as --restart $existing" "$existing" "${T[@]}" --restart "$existing" --summary "here/$existing"
+  expect_error "--output ck_out/checkpoint-0000000050.h5: a checkpoint's name in --checkpoint-dir ck_out" "${T[@]}" --checkpoint-dir ck_out --output ck_out/checkpoint-0000000050.h5
 }
 
 # expect_error_before_data PATTERN ARGS...: expect_error, and the run stopped before it read the
@@ -376,6 +402,17 @@ if [[ $SECTION == all || $SECTION == bad_input ]]; then
   # Outputs that are inputs: refused at start-up, the input untouched.
   check "predict --out = --pairs (symbolic link)" input_unchanged "--out v_sym.tsv: the same file as --pairs v.tsv" v.tsv predict --checkpoint f.h5 --pairs v.tsv --out v_sym.tsv
   check "predict --out = --checkpoint (hard link)" input_unchanged "--out f_hard.h5: the same file as --checkpoint f.h5" f.h5 predict --checkpoint f.h5 --pairs good.tsv --out f_hard.h5
+  check "train outputs that are inputs (links, .., --config), refused at start-up" train_outputs_are_inputs
+  check "train outputs that are checkpoints, or would be" train_outputs_are_checkpoints
+  # Sizes: the memory plan refuses what an index or an option implies, before allocating it.
+  check "one index of 2e9 in a small file: refused by the memory plan" expect_error "(2000000001 x 15, 300 entries) needs " "${T[@]}" --data huge_index.tsv
+  check "--width 1e12: refused by the memory plan" expect_error "needs " "${T[@]}" --data good.tsv --width 1000000000000
+  check "--depth 2e9 at --init-scale 1: refused by the memory plan" expect_error "needs " "${T[@]}" --data good.tsv --depth 2000000000 --init-scale 1
+  # Silently wrong answers: a truth or init file larger than the data, --init with --restart.
+  check "--truth larger than the data" expect_error "gen/truth.h5: the truth is 30 x 24 but the problem is 20 x 15 (as the data implies; give --rows 30 --cols 24" "${T[@]}" --data good.tsv --truth gen/truth.h5
+  check "--init larger than the data" expect_error "f.h5: the init factor file is 30 x 24 but the problem is 20 x 15 (as the data implies" "${T[@]}" --data good.tsv --init f.h5
+  check "--init with --restart" expect_error "--init and --restart cannot be combined" "${T[@]}" --data good.tsv --init f.h5 --checkpoint-dir ck_ir --restart auto
+  check "diverged run: exit 1, summary, no poisoned checkpoint" diverged
   # Every write checked.
   check "metrics CSV on a full file system" metrics_full_disk
   cd ..

@@ -110,8 +110,9 @@ struct LoadedCheckpoint {
 
 /// Collective: reads every dataset of the checkpoint `info` describes onto `grid` with block
 /// `block` (factors and moments redistributed from the file's original order into `layout`'s
-/// permuted spaces, so any grid can read any checkpoint) and verifies its checksum.
-/// `info.restartable` must hold.
+/// permuted spaces, so any grid can read any checkpoint) and verifies its checksum. Throws
+/// Error for a diverged state (diverged_factors of model/chain.hpp: non-finite factors, or a
+/// product that overflows). `info.restartable` must hold.
 LoadedCheckpoint load_checkpoint(const ProcessGrid& grid, const IndexLayout& layout,
                                  const CheckpointInfo& info, int block);
 
