@@ -18,8 +18,8 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--test", o->test, "held-out entries, same format");
   sub->add_option("--truth", o->truth,
                   "ground truth HDF5 (/U,/V or /matrix) for the recovery error");
-  sub->add_option("--rows", o->rows, "m (default: implied by data, truth or init file)");
-  sub->add_option("--cols", o->cols, "n (default: implied by data, truth or init file)");
+  sub->add_option("--rows", o->rows, "m (default: implied by the data; --truth and --init must match)");
+  sub->add_option("--cols", o->cols, "n (default: implied by the data; --truth and --init must match)");
   sub->add_option("--format", o->format, "auto|triplets|movielens|mtx|hdf5")->capture_default_str();
   sub->add_option("--index-base", o->index_base, "0 or 1, for triplet files")
       ->capture_default_str();

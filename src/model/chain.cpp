@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <limits>
 
 #include "cdmf/core/error.hpp"
 #include "cdmf/random/counter_rng.hpp"
@@ -82,6 +83,8 @@ DistMatrix orthogonal_factor(const ProcessGrid& grid, const IndexLayout& layout,
 
 void check_chain_options(int depth, std::int64_t width, double init_scale) {
   fail_if(depth < 2, "--depth must be at least 2 (got {})", depth);
+  // The compressed chain has L + 2 factors, counted in an int.
+  fail_if(depth > std::numeric_limits<int>::max() - 2, "--depth {} is too large", depth);
   fail_if(width < 0, "--width must be positive (got {})", width);
   fail_if(!std::isfinite(init_scale) || !(init_scale > 0.0),
           "--init-scale must be a positive number (got {})", init_scale);
