@@ -277,7 +277,7 @@ metrics_full_disk() {
       --quiet --metrics /dev/full
     return
   fi
-  trap 'umount "$PWD/full" 2> /dev/null || true' RETURN
+  trap 'umount "$PWD/full" 2> /dev/null || true' RETURN EXIT  # EXIT: a failed check ends its subshell
   head -c 4096 /dev/zero > full/filler
   expect_error "full/m.csv: write failed (No space left on device)" train --data good.tsv --lr 1 \
     --iters 400 --log-every 1 --quiet --metrics full/m.csv

@@ -325,7 +325,7 @@ full_disk() {
   mkdir -p full
   local limit=()
   if mount -t tmpfs -o size=2000k cdmf-test-full full 2> /dev/null; then
-    trap 'umount "$WORK/full" 2> /dev/null || true' RETURN
+    trap 'umount "$WORK/full" 2> /dev/null || true' RETURN EXIT  # EXIT: a failed check ends its subshell
     echo "note: tmpfs of 2000 kB: room for one checkpoint, not for the reservation of a second"
   else
     limit=(ulimit -f 1000)
