@@ -676,7 +676,7 @@ TEST(Hdf5Entries, BadEntryFilesFailOnEveryRankNamingFileAndPosition) {
 TEST(Errors, ControlBytesAreShownEscaped) {
   using namespace std::string_literals;  // "..."s keeps the NUL
   const Error error("f.tsv:3: cannot parse '\0x\ty\n' as a row index"s);
-  EXPECT_STREQ(error.what(), "f.tsv:3: cannot parse '\\0x\\ty\\n' as a row index");
+  EXPECT_STREQ(error.what(), "f.tsv:3: cannot parse '\\0x\ty\\n' as a row index");
   EXPECT_EQ(printable(error.what()), error.what());
   EXPECT_EQ(printable("caf\xc3\xa9 \x01"), "caf\xc3\xa9 \\x01");  // UTF-8 kept
   int rank = 0;

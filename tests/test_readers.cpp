@@ -275,6 +275,37 @@ TEST(Triplets, DimensionsAreTheLargerOfTrainAndTest) {
   EXPECT_EQ(loaded.test.file, dir + "/test.tsv");
 }
 
+// An index near INT64_MAX would wrap max + 1 into a nonsense shape: indices at or beyond
+// kMaxDimension (ScaLAPACK's 32-bit dimensions) are named with their line, and the largest
+// allowed one costs the reader nothing in proportion to it. A NUL in a line shows escaped.
+TEST(Triplets, IndicesBeyondTheLargestDimensionAreNamedNotWrapped) {
+  const std::string dir = test::temp_dir("huge_index");
+  const std::string rows = dir + "/rows.tsv", cols = dir + "/cols.tsv", ok = dir + "/ok.tsv";
+  const std::string nul = dir + "/nul.tsv";
+  test::write_text_file(rows, "0 0 1\n4 7 2\n9223372036854775807 1 3\n");
+  test::write_text_file(cols, "0 0 1\n4 2147483647 2\n");
+  test::write_text_file(ok, "0 0 1\n4 2147483646 2\n");
+  test::write_text_file(nul, std::string("0 0 1\n1\0x 2 3\n", 14));
+  expect_error(MPI_COMM_WORLD, [&] { read_data(MPI_COMM_WORLD, rows, "", {}); },
+               {rows + ":3: row index 9223372036854775807 is beyond the largest supported "
+                       "dimension, 2147483647 rows"});
+  expect_error(MPI_COMM_WORLD, [&] { read_data(MPI_COMM_WORLD, cols, "", {}); },
+               {cols + ":2: column index 2147483647 is beyond", "2147483647 columns"});
+  expect_error(MPI_COMM_WORLD, [&] { read_data(MPI_COMM_WORLD, nul, "", {}); },
+               {nul + ":2: cannot parse '1\\0x' as a row index"});
+  const LoadedData loaded = read_data(MPI_COMM_WORLD, ok, "", {});
+  EXPECT_EQ(loaded.cols, kMaxDimension);
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    expect_error(grid.comm(), [&] { choose_block_size(loaded.rows, kMaxDimension + 1, grid); },
+                 {"exceeds the largest supported dimension"});
+    expect_error(grid.comm(), [&] { choose_block_size(20, 15, grid, 100000); },
+                 {"--block-size 100000 exceeds the larger dimension of the 20 x 15 matrix"});
+    expect_error(grid.comm(), [&] { choose_block_size(20, 15, grid, -4); },
+                 {"--block-size must be positive (got -4)"});
+    EXPECT_EQ(choose_block_size(20, 15, grid, 20), 20);
+  });
+}
+
 TEST(MovieLens, IdsBecomeDenseIndicesAndWriteTripletsMapsThemBack) {
   const std::string dir = test::temp_dir("movielens");
   // Sparse, unordered ids; the test file has no header and a user the training file lacks.

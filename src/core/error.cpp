@@ -10,14 +10,13 @@ std::string printable(const std::string& text) {
   out.reserve(text.size());
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x20 && byte != 0x7f) {
+    if ((byte >= 0x20 && byte != 0x7f) || c == '\t') {  // a tab separates fields: shown
       out += c;
       continue;
     }
     switch (c) {
       case '\0': out += "\\0"; break;
       case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
       case '\r': out += "\\r"; break;
       default: out += fmt::format("\\x{:02x}", byte);
     }

@@ -11,8 +11,8 @@
 
 namespace cdmf {
 
-/// `text` with every control byte written as an escape (\0, \n, \t, \r, \xNN): a NUL or
-/// a newline read from a file would otherwise cut the one-line message short or split it.
+/// `text` with every control byte but the tab written as an escape (\0, \n, \r, \xNN): a NUL
+/// or a newline read from a file would otherwise cut the one-line message short or split it.
 /// Idempotent (a backslash is kept as it is), so messages passed between ranks stay the same.
 std::string printable(const std::string& text);
 
