@@ -173,13 +173,16 @@ IdMap gather_ids(MPI_Comm comm, const std::vector<const std::vector<std::int64_t
 }
 
 // Collective: replaces ids by dense indices through the non-empty maps.
-void map_ids(MPI_Comm comm, EntryList& list, const IdMap& row_ids, const IdMap& col_ids) {
+/// Unknown ids become -1 when `unknown_as_missing`, else an error.
+void map_ids(MPI_Comm comm, EntryList& list, const IdMap& row_ids, const IdMap& col_ids,
+             bool unknown_as_missing = false) {
   run_agreed(comm, [&] {
     const auto map = [&](std::vector<std::int64_t>& values, const IdMap& ids, const char* what) {
       if (ids.empty()) return;
       for (size_t k = 0; k < values.size(); ++k) {
         const std::int64_t index = ids.index_of(values[k]);
-        if (index < 0) fail("{}: unknown {} {}", detail::location(list.file, list.lines[k]), what, values[k]);
+        if (index < 0 && !unknown_as_missing)
+          fail("{}: unknown {} {}", detail::location(list.file, list.lines[k]), what, values[k]);
         values[k] = index;
       }
     };
@@ -265,14 +268,18 @@ LoadedData read_data(MPI_Comm comm, const std::string& train_path, const std::st
 }
 
 EntryList read_pairs(MPI_Comm comm, const std::string& path, const ReadOptions& options,
-                     const IdMap& row_ids, const IdMap& col_ids) {
+                     const IdMap& row_ids, const IdMap& col_ids, PairIds* original) {
   check_index_base(options);
   const DataFormat format = detect_format(comm, path, options.format);
   fail_if(format == DataFormat::kMovieLens && (row_ids.empty() || col_ids.empty()),
           "{}: MovieLens ids need the id maps of a model trained on MovieLens data", path);
   FileEntries pairs = read_file(comm, path, format, Purpose::kPairs, !row_ids.empty(),
                                 !col_ids.empty(), options.index_base);
-  map_ids(comm, pairs.entries, row_ids, col_ids);
+  if (original) {
+    original->rows = pairs.entries.rows;
+    original->cols = pairs.entries.cols;
+  }
+  map_ids(comm, pairs.entries, row_ids, col_ids, original != nullptr);
   return std::move(pairs.entries);
 }
 

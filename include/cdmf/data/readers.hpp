@@ -56,8 +56,13 @@ LoadedData read_data(MPI_Comm comm, const std::string& train_path, const std::st
 /// Collective: reads (row, col) pairs for prediction from a file in the same formats (a value
 /// column, when present, is ignored). With non-empty id maps, ids are mapped to dense indices
 /// ("FILE:LINE: unknown user id 17" when absent). Values of the result are 0.
+/// With `original`, it receives the pairs as the file names them (ids, or 0-based indices),
+/// and an unknown id becomes index -1 instead of an error (a cold-start pair).
+struct PairIds {
+  std::vector<std::int64_t> rows, cols;
+};
 EntryList read_pairs(MPI_Comm comm, const std::string& path, const ReadOptions& options,
-                     const IdMap& row_ids, const IdMap& col_ids);
+                     const IdMap& row_ids, const IdMap& col_ids, PairIds* original = nullptr);
 
 /// Collective: writes the entries of every rank as "row<TAB>col<TAB>value" lines (rows in rank
 /// order, then local order; ids mapped back through non-empty maps; values with 17 significant
