@@ -348,15 +348,30 @@ int run_train(const TrainOptions& options) {
     chain.lr_multipliers = init_info->lr_multipliers;
   } else {
     const ChainGeometry geometry = model_geometry(o, kind, m, n);
+    // A wide init takes a while: say what is being built before, and how long it took after.
+    const double begin = MPI_Wtime();
+    if (session.is_root()) {
+      fmt::print("init: building a depth-{} chain of width {} for the {} x {} problem\n",
+                 geometry.depth, geometry.width, m, n);
+      std::fflush(stdout);
+    }
     chain = make_deep_chain(grid, layout, geometry.depth, geometry.width, o.init_scale, o.seed,
                             kind == ModelKind::kCompressed ? ModelKind::kDeep : kind);
+    if (session.is_root()) fmt::print("init: built in {:.2f} s\n", MPI_Wtime() - begin);
   }
   // A compressed model starts from a deep init (built or read), compressed here with the
   // first gradient of the deep chain (dense: the deep chain is h x n).
   if (kind == ModelKind::kCompressed && chain.kind != ModelKind::kCompressed) {
     session.phases().enter("compress");
+    const double begin = MPI_Wtime();
+    if (session.is_root()) {
+      fmt::print("compress: first gradient of the width-{} chain and its top {} singular pairs\n",
+                 chain.width(), o.rank);
+      std::fflush(stdout);
+    }
     DenseStrategy deep_loss(train, nullptr, std::nullopt, normalization);
     chain = compress_chain(chain, deep_loss, {o.rank, o.gamma, o.init_scale});
+    if (session.is_root()) fmt::print("compress: done in {:.2f} s\n", MPI_Wtime() - begin);
   }
   session.phases().enter("init");
   const std::unique_ptr<Strategy> strategy = make_strategy(

@@ -7,7 +7,7 @@
 # preset: `train --preset ratings` end to end (every preset setting echoed, a flag overrides
 #         one), its model beats the bias-only baseline computed here, `predict` answers every
 #         pair (cold-start pairs from the mean and the known bias, finite, clipped), `inspect`
-#         shows the biases; the best model is the one written.
+#         shows the biases; the best model is the one written; a restart continues bit for bit.
 # plots:  scripts/plot_run.py turns a run with --validation and --diagnostics into non-empty
 #         PNG pictures.
 set -euo pipefail
@@ -114,6 +114,24 @@ print(f"note: cold-start predictions {got} = mu + known bias")
 PY
 }
 
+# A checkpointed run with biases and a validation split continues bit for bit: the metrics
+# (but for the clock) and the factors of 20 + 20 iterations are those of 40 straight.
+ratings_restart() {
+  split_sample
+  local t=(train --data train.csv --test test.csv --preset ratings --lr 5 --rank 3 --patience 0
+    --log-every 5 --quiet)
+  mpi 2 "${t[@]}" --iters 40 --metrics straight.csv --output straight.h5 > straight.log
+  mpi 2 "${t[@]}" --iters 20 --checkpoint-dir ck > first.log
+  mpi 2 "${t[@]}" --iters 40 --checkpoint-dir ck --restart auto --metrics continued.csv \
+    --output continued.h5 > continued.log
+  grep -q "restart: continuing from" continued.log
+  same_outputs continued.csv straight.csv continued.h5 straight.h5
+  cmp <(h5dump -A 0 -m %.17g -g /biases continued.h5 | sed 1d) \
+      <(h5dump -A 0 -m %.17g -g /biases straight.h5 | sed 1d)
+  head -1 straight.csv | grep -q ',validation_loss,validation_rmse$'
+  echo "note: $(($(wc -l < straight.csv) - 1)) metrics rows and the factors and biases agree bit for bit"
+}
+
 ratings_plots() {
   split_sample
   mpi 2 train --data train.csv --test test.csv --preset ratings --rank 3 --lr 5 --iters 40 \
@@ -131,6 +149,7 @@ ratings_plots() {
 if [[ $SECTION == all || $SECTION == preset ]]; then
   check "train --preset ratings (20k sample): beats the bias-only baseline" ratings_preset
   check "predict: cold-start pairs answered from mu and the known bias" ratings_cold_start
+  check "restart with biases and validation continues bit for bit" ratings_restart
 fi
 if [[ $SECTION == all || $SECTION == plots ]]; then
   check "plot_run.py: loss, spectrum and rank pictures of a run" ratings_plots
