@@ -2,7 +2,7 @@
 # The study of docs/realdata.md: `cdmf train --preset ratings` on a seeded 90/10 split of
 # MovieLens ml-latest-small, at rhat 5, 10, 20, 50, 100 (depth 3) and depth 2 (rhat 50), on
 # 2 ranks, each scored on the test part by `cdmf predict` (clipped, as a user gets it).
-# Usage: bench/ratings_study.sh RATINGS.csv OUT_DIR   (build/cdmf must exist; the split is
+# Usage: [RHATS="5 10"] bench/ratings_study.sh RATINGS.csv OUT_DIR   (build/cdmf must exist; the split is
 # written by bench/ratings_baselines.py, which also prints the baselines into
 # OUT_DIR/baselines.txt: about 30 minutes of NumPy on a busy 2-core machine, skipped when that
 # file and the split are there already)
@@ -42,5 +42,5 @@ print(f"{tag:10s} rhat {c['rank']:>3} depth {c['depth']}  best iteration {s['bes
       f"wall {end - start:5.1f} s (set-up {s['phase_seconds'].get('init', 0) + s['phase_seconds'].get('compress', 0):.1f} s)")
 PY
 }
-for rank in 5 10 20 50 100; do run "rhat$rank" --rank "$rank"; done
+for rank in ${RHATS:-5 10 20 50 100}; do run "rhat$rank" --rank "$rank"; done
 run depth2 --rank 50 --depth 2

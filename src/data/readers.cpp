@@ -254,15 +254,16 @@ LoadedData read_data(MPI_Comm comm, const std::string& train_path, const std::st
   data.train = std::move(train.entries);
   data.test = std::move(test.entries);
   if (ids) {
-    data.row_ids = gather_ids(comm, {&data.train.rows, &data.test.rows});
-    data.col_ids = gather_ids(comm, {&data.train.cols, &data.test.cols});
+    // The training ids alone define the problem: a test id unseen in training maps to -1.
+    data.row_ids = gather_ids(comm, {&data.train.rows});
+    data.col_ids = gather_ids(comm, {&data.train.cols});
     map_ids(comm, data.train, data.row_ids, data.col_ids);
-    map_ids(comm, data.test, data.row_ids, data.col_ids);
+    map_ids(comm, data.test, data.row_ids, data.col_ids, /*unknown_as_missing=*/true);
     data.rows = static_cast<std::int64_t>(data.row_ids.ids.size());
     data.cols = static_cast<std::int64_t>(data.col_ids.ids.size());
   } else {
-    data.rows = std::max(train.rows, test.rows);
-    data.cols = std::max(train.cols, test.cols);
+    data.rows = train.rows;
+    data.cols = train.cols;
   }
   return data;
 }

@@ -11,20 +11,19 @@ bool held_out(std::int64_t i, std::int64_t j, double fraction, std::uint64_t see
   return uniform_open(seed, static_cast<std::uint32_t>(Stream::kValidationSplit), counter) < fraction;
 }
 
-EntryList split_off(EntryList& entries, double fraction, std::uint64_t seed) {
-  fail_if(!(fraction >= 0.0 && fraction < 1.0), "--validation must be in [0, 1) (got {})", fraction);
-  EntryList held;
-  held.file = entries.file;
+namespace {
+/// Moves the entries for which `moves(e)` holds from `entries` into the result, in order.
+template <typename Predicate>
+EntryList move_where(EntryList& entries, Predicate moves) {
+  EntryList moved;
+  moved.file = entries.file;
   size_t kept = 0;
   for (size_t e = 0; e < entries.size(); ++e) {
-    fail_if(entries.cols[e] >= (std::int64_t{1} << 32),
-            "{}:{}: column {} too large for the validation split", entries.file, entries.lines[e],
-            entries.cols[e]);
-    if (fraction > 0.0 && held_out(entries.rows[e], entries.cols[e], fraction, seed)) {
-      held.rows.push_back(entries.rows[e]);
-      held.cols.push_back(entries.cols[e]);
-      held.values.push_back(entries.values[e]);
-      held.lines.push_back(entries.lines[e]);
+    if (moves(e)) {
+      moved.rows.push_back(entries.rows[e]);
+      moved.cols.push_back(entries.cols[e]);
+      moved.values.push_back(entries.values[e]);
+      moved.lines.push_back(entries.lines[e]);
     } else {
       entries.rows[kept] = entries.rows[e];
       entries.cols[kept] = entries.cols[e];
@@ -37,7 +36,32 @@ EntryList split_off(EntryList& entries, double fraction, std::uint64_t seed) {
   entries.cols.resize(kept);
   entries.values.resize(kept);
   entries.lines.resize(kept);
-  return held;
+  return moved;
+}
+}  // namespace
+
+EntryList split_outside(EntryList& entries, std::int64_t rows, std::int64_t cols) {
+  EntryList cold = move_where(entries, [&](size_t e) {
+    return entries.rows[e] < 0 || entries.rows[e] >= rows || entries.cols[e] < 0 ||
+           entries.cols[e] >= cols;
+  });
+  for (size_t e = 0; e < cold.size(); ++e) {
+    if (cold.rows[e] >= rows) cold.rows[e] = -1;
+    if (cold.cols[e] >= cols) cold.cols[e] = -1;
+  }
+  return cold;
+}
+
+EntryList split_off(EntryList& entries, double fraction, std::uint64_t seed) {
+  fail_if(!(fraction >= 0.0 && fraction < 1.0), "--validation must be in [0, 1) (got {})", fraction);
+  for (size_t e = 0; e < entries.size(); ++e)
+    fail_if(entries.cols[e] >= (std::int64_t{1} << 32),
+            "{}:{}: column {} too large for the validation split", entries.file, entries.lines[e],
+            entries.cols[e]);
+  if (fraction == 0.0) return EntryList{entries.file, {}, {}, {}, {}};
+  return move_where(entries, [&](size_t e) {
+    return held_out(entries.rows[e], entries.cols[e], fraction, seed);
+  });
 }
 
 }  // namespace cdmf

@@ -176,6 +176,31 @@ std::pair<double, double> value_range(MPI_Comm comm, const Observations& set) {
   return {range[0], -range[1]};
 }
 
+/// Collective: the squared error summed over the cold-start test pairs of every rank and their
+/// number. Each is predicted from what is known: mu plus the bias of its known side, or the
+/// training mean without biases; clipped like every prediction.
+std::pair<double, std::int64_t> cold_start_sse(MPI_Comm comm, const EntryList& cold,
+                                               const IndexLayout& layout,
+                                               const std::optional<Biases>& biases,
+                                               const Observations& train,
+                                               const std::optional<std::pair<double, double>>& clip) {
+  double mean[2] = {0.0, static_cast<double>(train.global_count)};
+  if (!biases) {
+    for (double v : train.values) mean[0] += v;
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, mean, 1, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  }
+  double sums[2] = {0.0, static_cast<double>(cold.size())};
+  for (size_t e = 0; e < cold.size(); ++e) {
+    const std::int64_t i = cold.rows[e] >= 0 ? layout.permuted_row(cold.rows[e]) : -1;
+    const std::int64_t j = cold.cols[e] >= 0 ? layout.permuted_col(cold.cols[e]) : -1;
+    double prediction = biases ? biases->at(i, j) : mean[0] / std::max(mean[1], 1.0);
+    if (clip) prediction = std::clamp(prediction, clip->first, clip->second);
+    sums[0] += (prediction - cold.values[e]) * (prediction - cold.values[e]);
+  }
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  return {sums[0], static_cast<std::int64_t>(sums[1])};
+}
+
 /// The iteration whose factors a run ends with: the best logged one when it keeps the best
 /// and finished, else the last.
 std::int64_t kept_iteration(const TrainResult& result, bool keep_best) {
@@ -256,6 +281,9 @@ int run_train(const TrainOptions& options) {
                                 : problem_shape(o, grid.comm(), data, init_info, std::nullopt);
   const std::int64_t m = shape.rows, n = shape.cols;
   const int block = choose_block_size(m, n, grid, o.block_size);
+  // Test pairs whose user or item the training data never saw do not widen the problem: they
+  // are cold-start pairs, scored apart from what is known (cold_start_sse).
+  const EntryList cold_test = split_outside(data.test, m, n);
   // The preset's generous rank is an upper bound: on data too small for it, the largest that fits.
   if (o.rank_from_preset && 2 * o.rank > std::min(m, n)) {
     o.rank = std::max<std::int64_t>(1, std::min(m, n) / 2);
@@ -374,6 +402,8 @@ int run_train(const TrainOptions& options) {
     if (session.is_root()) fmt::print("compress: done in {:.2f} s\n", MPI_Wtime() - begin);
   }
   session.phases().enter("init");
+  const auto [cold_sse, cold_count] =
+      cold_start_sse(grid.comm(), cold_test, layout, biases, train, clip);
   const std::unique_ptr<Strategy> strategy = make_strategy(
       o.strategy, chain, train, test ? &*test : nullptr, std::move(truth), normalization);
   // The validation loss has the training loss's formula (the same N) on the validation entries.
@@ -391,7 +421,11 @@ int run_train(const TrainOptions& options) {
         "data: {} x {}, {} training entries{}{}{}; model {}: {} factors, width {}, {} strategy\n",
         m, n, train.global_count,
         validation ? fmt::format(", {} validation entries", validation->global_count) : "",
-        test ? fmt::format(", {} test entries", test->global_count) : "",
+        test ? fmt::format(", {} test entries{}", test->global_count,
+                           cold_count > 0 ? fmt::format(" (and {} cold-start pairs, scored apart)",
+                                                        cold_count)
+                                          : "")
+             : "",
         biases ? fmt::format("; biases fitted, mean {:.4f}", biases->mu) : "",
         o.model, chain.depth(), chain.width(),
         dynamic_cast<const SparseStrategy*>(strategy.get()) ? "sparse" : "dense");
@@ -445,6 +479,13 @@ int run_train(const TrainOptions& options) {
       {"data_fingerprint", fingerprint.text()},
       {"restarted_from", resume ? nlohmann::json(resume->path) : nlohmann::json(nullptr)}};
   if (biases) extra["bias_mean"] = biases->mu;
+  if (!o.test.empty()) {
+    // test_loss and test_rmse are over the warm pairs, the ones the chain models.
+    extra["cold_test_entries"] = cold_count;
+    extra["cold_test_rmse"] =
+        cold_count > 0 ? nlohmann::json(std::sqrt(cold_sse / static_cast<double>(cold_count)))
+                       : nlohmann::json(nullptr);
+  }
   if (validation) {
     extra["validation_entries"] = validation->global_count;
     extra.update(best_model_summary(result));

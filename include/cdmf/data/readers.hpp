@@ -37,8 +37,10 @@ struct ReadOptions {
 };
 
 /// Training (and optional test) entries as parsed on this rank, with the dimensions the
-/// files imply (max index + 1, the mtx header, or the number of distinct ids; the larger of
-/// train and test) and the id maps for MovieLens (built from the union of both files).
+/// training file implies (max index + 1, the mtx header, or the number of distinct ids) and
+/// the id maps for MovieLens (built from the training file). A test file never widens the
+/// problem: a test id unseen in training becomes index -1, and a test index beyond the
+/// training dimensions stays as it is; both are cold-start pairs (split_outside, split.hpp).
 struct LoadedData {
   EntryList train;
   EntryList test;  // empty when no test file
