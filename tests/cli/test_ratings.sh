@@ -76,6 +76,8 @@ print(f"note: preset test RMSE {model:.4f} vs bias-only baseline {base:.4f}; bes
       f"{s['best_iteration']} of {s['iterations']}; {cold} cold-start pairs")
 assert model < base, (model, base)
 assert s["best_iteration"] <= s["iterations"] and s["validation_entries"] > 0
+assert s["cold_test_entries"] == cold > 0, (s["cold_test_entries"], cold)
+assert s["cold_test_rmse"] > 0
 assert s["stop_reason"] in ("early_stopping", "max_iters"), s["stop_reason"]
 PY
   # The written model is the best logged iteration's.
