@@ -14,7 +14,9 @@ namespace {
 /// `--preset ratings`: what real ratings need (issue 11; measured in docs/realdata.md): the
 /// biases fitted first, the chain a compressed depth-3 model of generous rank started at a
 /// scale small against the ratings' spectrum, plain GD on the loss normalized by |Omega|, a
-/// validation split watched by early stopping, clipped predictions. Each value applies only
+/// validation split watched by early stopping, clipped predictions, and the sparse strategy
+/// at every rank (auto would form the m x n matrix once 4 rhat exceeds min(m, n): ratings are
+/// sparse whatever the rank). Each value applies only
 /// to an option given neither on the command line nor in --config.
 constexpr std::pair<const char*, const char*> kRatingsPreset[] = {
     {"model", "compressed"},  {"depth", "3"},          {"rank", "50"},
@@ -22,7 +24,7 @@ constexpr std::pair<const char*, const char*> kRatingsPreset[] = {
     {"optimizer", "gd"},      {"lr", "50"},            {"loss-normalization", "observed"},
     {"biases", "true"},       {"bias-reg", "3"},       {"validation", "0.1"},
     {"patience", "6"},        {"iters", "2000"},       {"log-every", "5"},
-    {"clip", "true"},
+    {"clip", "true"},         {"strategy", "sparse"},
 };
 
 void apply_preset(CLI::App& sub, run::TrainOptions& o) {

@@ -36,7 +36,7 @@ c = json.loads(line[len("configuration: "):])
 want = {"preset": "ratings", "model": "compressed", "depth": 3, "width": -1, "init_scale": 1.0,
         "gamma": 0.3, "optimizer": "gd", "lr": 50.0, "loss_normalization": "observed",
         "biases": True, "bias_reg": 3.0, "validation": 0.1, "patience": 6, "iters": 100,
-        "log_every": 5, "clip": True, "rank": 50}
+        "log_every": 5, "clip": True, "rank": 50, "strategy": "sparse"}
 bad = {k: (c.get(k), v) for k, v in want.items() if c.get(k) != v}
 assert not bad, bad
 PY
