@@ -5,18 +5,19 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <utility>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include <fmt/core.h>
 
+#include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
 #include "cdmf/data/readers.hpp"
 #include "cdmf/data/split.hpp"
-#include "cdmf/model/biases.hpp"
 #include "cdmf/io/checkpoint.hpp"
 #include "cdmf/io/factor_file.hpp"
+#include "cdmf/model/biases.hpp"
 #include "cdmf/model/chain.hpp"
 #include "cdmf/model/compression.hpp"
 #include "cdmf/model/diagnostics.hpp"
@@ -248,8 +249,11 @@ int run_train(const TrainOptions& options) {
   // Not const: distribute() below takes the entries and frees them once packed for sending.
   LoadedData data = read_data(grid.comm(), o.data, o.test, read_options);
   const DataFingerprint fingerprint = fingerprint_entries(grid.comm(), data.train);
-  // The validation entries leave the training set before anything is fitted to it.
-  EntryList validation_entries = split_off(data.train, o.validation, o.seed);
+  // The validation entries leave the training set before anything is fitted to it (a bad
+  // entry seen by one rank fails every rank).
+  EntryList validation_entries;
+  run_agreed(grid.comm(),
+             [&] { validation_entries = split_off(data.train, o.validation, o.seed); });
   std::optional<FactorFileInfo> init_info;
   if (!o.init.empty()) init_info = read_factor_file_info(grid.comm(), o.init);
   const auto checkpoint_shape = [&](const CheckpointInfo& info) {

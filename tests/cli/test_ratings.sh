@@ -134,6 +134,15 @@ ratings_restart() {
   echo "note: $(($(wc -l < straight.csv) - 1)) metrics rows and the factors and biases agree bit for bit"
 }
 
+# Bad values of the ratings options: one line on every rank, exit 1.
+ratings_bad_options() {
+  split_sample
+  expect_error "--preset must be 'ratings'" train --data train.csv --preset bogus
+  expect_error "--validation must be in [0, 1)" train --data train.csv --preset ratings --validation 1
+  expect_error "--width must be positive" train --data train.csv --preset ratings --width -2
+  expect_error "--bias-reg must be non-negative" train --data train.csv --preset ratings --bias-reg -1
+}
+
 ratings_plots() {
   split_sample
   mpi 2 train --data train.csv --test test.csv --preset ratings --rank 3 --lr 5 --iters 40 \
@@ -152,6 +161,7 @@ if [[ $SECTION == all || $SECTION == preset ]]; then
   check "train --preset ratings (20k sample): beats the bias-only baseline" ratings_preset
   check "predict: cold-start pairs answered from mu and the known bias" ratings_cold_start
   check "restart with biases and validation continues bit for bit" ratings_restart
+  check "bad --preset, --validation, --width, --bias-reg: one line, exit 1" ratings_bad_options
 fi
 if [[ $SECTION == all || $SECTION == plots ]]; then
   check "plot_run.py: loss, spectrum and rank pictures of a run" ratings_plots
