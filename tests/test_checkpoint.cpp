@@ -772,7 +772,9 @@ TEST(Divergence, InitScaleAndDepthAreCheckedForUnderflow) {
   EXPECT_NE(message(1000, 0, 1e-3).find("eps^L = 1e-3000 underflows"), std::string::npos);
   EXPECT_NE(message(2000000000, 0, 1e-3).find("underflows"), std::string::npos);
   EXPECT_NE(message(400, 0, 10.0).find("overflows"), std::string::npos);
-  EXPECT_NE(message(3, -5, 1e-3).find("--width must be positive (got -5)"), std::string::npos);
+  EXPECT_NE(message(3, -5, 1e-3).find("--width must be positive, 0 (max(m, n)) or -1"),
+            std::string::npos);
+  EXPECT_EQ(message(3, -1, 1e-3), "");  // -1: min(m, n)
   EXPECT_NE(message(1, 0, 1e-3).find("--depth must be at least 2"), std::string::npos);
   for (const double eps : {std::numeric_limits<double>::infinity(),
                            std::numeric_limits<double>::quiet_NaN(), 0.0, -1.0})

@@ -85,7 +85,7 @@ void check_chain_options(int depth, std::int64_t width, double init_scale) {
   fail_if(depth < 2, "--depth must be at least 2 (got {})", depth);
   // The compressed chain has L + 2 factors, counted in an int.
   fail_if(depth > std::numeric_limits<int>::max() - 2, "--depth {} is too large", depth);
-  fail_if(width < 0, "--width must be positive (got {})", width);
+  fail_if(width < -1, "--width must be positive, 0 (max(m, n)) or -1 (min(m, n)) (got {})", width);
   fail_if(!std::isfinite(init_scale) || !(init_scale > 0.0),
           "--init-scale must be a positive number (got {})", init_scale);
   // log10(eps^L) = L log10(eps), computed without forming eps^L.

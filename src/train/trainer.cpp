@@ -97,6 +97,11 @@ Trainer::Trainer(TrainerConfig config, RowSink sink, StopPoll stop_poll, Probe p
           config.agreement_seconds);
 }
 
+std::vector<std::string> Trainer::leading_columns() const {
+  return validation_ ? std::vector<std::string>{"validation_loss", "validation_rmse"}
+                     : std::vector<std::string>{};
+}
+
 TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
                          TrainerState start) {
   fail_if(start.iteration < 0, "cannot start at iteration {}", start.iteration);
@@ -107,6 +112,8 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
   const double t0 = run_start - start.seconds;  // elapsed time continues over restarts
   double best_test = start.best_test_loss;
   std::int64_t stale_logs = start.stale_logs;
+  std::int64_t best_iteration = start.best_iteration;
+  std::vector<DistMatrix> best_factors = std::move(start.best_factors);
   std::vector<DistMatrix> gradient;
   LossTrack losses;
 
@@ -123,7 +130,9 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
                        best,
                        stale,
                        {result.history.begin(),
-                        result.history.begin() + static_cast<std::ptrdiff_t>(history_rows)}};
+                        result.history.begin() + static_cast<std::ptrdiff_t>(history_rows)},
+                       best_iteration,
+                       best_factors};
     checkpoint_(chain, optimizer, state);
     const double end = MPI_Wtime();
     slowest_checkpoint = std::max(slowest_checkpoint, end - begin);
@@ -195,17 +204,34 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
       evaluation = strategy.evaluate(chain, nullptr, true);
     bool stop = at_limit || requested || converged || diverged;
     MetricsRow row = make_metrics(evaluation, strategy.normalization(), t, MPI_Wtime() - t0);
-    if (probe_ && (scheduled_log || stop) && !diverged) row.extra = probe_(chain);
     if (scheduled_log || stop) {
+      if (validation_) {
+        const Evaluation held = validation_->evaluate(chain, nullptr, false);
+        row.validation_loss = held.train_sse / (2.0 * validation_->normalization());
+        row.validation_rmse =
+            held.train_count > 0 ? std::sqrt(held.train_sse / static_cast<double>(held.train_count))
+                                 : std::numeric_limits<double>::quiet_NaN();
+        row.extra = {row.validation_loss, row.validation_rmse};
+      }
+      if (probe_ && !diverged) {  // no PDGESVD of non-finite factors
+        const std::vector<double> probed = probe_(chain);
+        row.extra.insert(row.extra.end(), probed.begin(), probed.end());
+      }
       result.history.push_back(row);
       // The sink writes files on rank 0 only: agree on its failure (a full disk), or the
       // other ranks would wait in the next collective forever.
       if (sink_) run_agreed(comm, [&] { sink_(row); });
-      if (config_.patience > 0 && std::isfinite(row.test_loss)) {
-        if (row.test_loss < best_test) {
-          best_test = row.test_loss;
+      const double monitored = validation_ ? row.validation_loss : row.test_loss;
+      if (std::isfinite(monitored)) {
+        if (monitored < best_test) {
+          best_test = monitored;
           stale_logs = 0;
-        } else if (++stale_logs >= config_.patience && !stop) {
+          best_iteration = t;
+          if (config_.keep_best) {  // the chain is thin when this matters: a copy per best row
+            best_factors.resize(chain.factors.size(), chain.factors.front());
+            for (size_t l = 0; l < chain.factors.size(); ++l) best_factors[l] = chain.factors[l];
+          }
+        } else if (config_.patience > 0 && ++stale_logs >= config_.patience && !stop) {
           stop = true;
           result.stop_reason = "early_stopping";
         }
@@ -225,6 +251,12 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
       result.final = row;
       result.iterations = t;
       result.seconds = row.seconds;
+      result.best_iteration = best_iteration;
+      result.best_loss = best_iteration >= 0 ? best_test : std::numeric_limits<double>::quiet_NaN();
+      // An interrupted run keeps its last state (the checkpoint above continues it); a finished
+      // one ends with the best factors.
+      if (config_.keep_best && !result.interrupted() && best_iteration >= 0 && best_iteration != t)
+        for (size_t l = 0; l < chain.factors.size(); ++l) chain.factors[l] = best_factors[l];
       return result;
     }
     optimizer.step(chain, gradient);

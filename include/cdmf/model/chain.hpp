@@ -60,7 +60,8 @@ DistMatrix orthogonal_factor(const ProcessGrid& grid, const IndexLayout& layout,
 /// built and trained: depth >= 2, eps finite and positive, and eps^L (the scale of the initial
 /// end-to-end matrix, and 1/eps^L the scale compression divides by) a normal double, neither
 /// underflowing to zero (then no gradient reaches the factors, whatever the step size) nor
-/// overflowing. `width` < 0 is refused; 0 stands for the default. Checks numbers only.
+/// overflowing. `width` below -1 is refused (0 stands for max(m, n), -1 for min(m, n)).
+/// Checks numbers only.
 void check_chain_options(int depth, std::int64_t width, double init_scale);
 
 /// The deep chain of the design's table: depth L, width h, W_l(0) = eps * O_l, multipliers 1.
