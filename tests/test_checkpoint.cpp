@@ -7,11 +7,13 @@
 #include <hdf5.h>
 #include <sys/resource.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <memory>
 
 #include "cdmf/core/error.hpp"
@@ -691,6 +693,107 @@ TEST(BadCheckpoint, FullDiskFailsTheWriteAndKeepsTheNewestCheckpoint) {
     });
   }
   load_on_world(good, p);
+}
+
+// A step size far too large: the run stops with stop_reason "diverged", names the step size,
+// and hands the checkpoint hook only states whose loss it evaluated finite (with a checkpoint
+// at every iteration, the poisoned states of the old loop replaced the good ones).
+TEST(Divergence, StopsWithoutCheckpointingANonFiniteStateAndBlamesTheStepSize) {
+  const Problem p = make_problem();
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    RunSetup s(grid, Model::kDeep, OptimizerKind::kGd, p);
+    Optimizer too_fast({OptimizerKind::kGd, 1e4}, s.chain);
+    std::vector<double> hooked_losses;
+    Trainer trainer({1000, 0.0, 1, 0, 1}, {});
+    trainer.set_checkpoint_hook([&](const Chain& c, const Optimizer&, const TrainerState&) {
+      const Evaluation e = s.strategy->evaluate(c, nullptr, false);
+      hooked_losses.push_back(e.train_sse);
+    });
+    const TrainResult result = trainer.run(s.chain, *s.strategy, too_fast);
+    EXPECT_TRUE(result.diverged()) << result.stop_reason;
+    EXPECT_LT(result.iterations, 1000);
+    EXPECT_FALSE(std::isfinite(result.final.train_loss));
+    EXPECT_NE(result.diagnosis.find("try a smaller --lr"), std::string::npos) << result.diagnosis;
+    EXPECT_EQ(hooked_losses.size(), static_cast<size_t>(result.iterations - 1));  // 1 .. t-1
+    for (const double loss : hooked_losses) EXPECT_TRUE(std::isfinite(loss));
+    EXPECT_EQ(diverged_factors(s.chain.factors).empty(), false)
+        << "the diverged state itself is what inspect must report";
+  });
+}
+
+// A model whose loss is not finite before any step is not helped by a smaller step.
+TEST(Divergence, ANonFiniteInitIsNotBlamedOnTheStepSize) {
+  const Problem p = make_problem();
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    RunSetup s(grid, Model::kNarrow, OptimizerKind::kGd, p);
+    DistMatrix& w2 = s.chain.factors[1];
+    if (!w2.local().empty()) w2.local()[0] = std::numeric_limits<double>::infinity();
+    EXPECT_EQ(diverged_factors(s.chain.factors).rfind("W2 holds ", 0), 0u);
+    bool hooked = false;
+    Trainer trainer({100, 0.0, 10, 0, 1}, {});
+    trainer.set_checkpoint_hook([&](const Chain&, const Optimizer&, const TrainerState&) { hooked = true; });
+    const TrainResult result = trainer.run(s.chain, *s.strategy, s.optimizer);
+    EXPECT_TRUE(result.diverged());
+    EXPECT_EQ(result.iterations, 0);
+    EXPECT_FALSE(hooked);
+    EXPECT_NE(result.diagnosis.find("before any step"), std::string::npos) << result.diagnosis;
+    EXPECT_EQ(result.diagnosis.find("--lr"), std::string::npos) << result.diagnosis;
+  });
+}
+
+// A checkpoint that holds a diverged state (an older version wrote them) is no restart point:
+// load_checkpoint refuses it with one line on every rank, so --restart auto skips it, and
+// inspect reports it instead of handing it to LAPACK.
+TEST(Divergence, ACheckpointOfADivergedStateIsRefusedOnLoad) {
+  const Problem p = make_problem();
+  const std::string dir = test::temp_dir("diverged_checkpoint");
+  const std::string path = checkpoint_path(dir, 7);
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    RunSetup s(grid, Model::kNarrow, OptimizerKind::kGd, p);
+    DistMatrix& w3 = s.chain.factors[2];
+    if (!w3.local().empty()) w3.local()[0] = std::numeric_limits<double>::quiet_NaN();
+    write_checkpoint(grid, s.layout, path, s.chain, s.optimizer, {7, 0.0, 0.0, 0, {}}, {});
+    test::expect_error(grid.comm(), path, "W3 holds ", [&] { s.restore(grid, path); });
+  });
+}
+
+// eps^L below the smallest normal double is refused for what it is, before any training.
+TEST(Divergence, InitScaleAndDepthAreCheckedForUnderflow) {
+  const auto message = [](int depth, std::int64_t width, double eps) {
+    try {
+      check_chain_options(depth, width, eps);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(message(3, 0, 1e-3), "");
+  EXPECT_EQ(message(100, 0, 1e-3), "");  // 1e-300: small, but a normal double
+  EXPECT_NE(message(1000, 0, 1e-3).find("eps^L = 1e-3000 underflows"), std::string::npos);
+  EXPECT_NE(message(2000000000, 0, 1e-3).find("underflows"), std::string::npos);
+  EXPECT_NE(message(400, 0, 10.0).find("overflows"), std::string::npos);
+  EXPECT_NE(message(3, -5, 1e-3).find("--width must be positive, 0 (max(m, n)) or -1"),
+            std::string::npos);
+  EXPECT_EQ(message(3, -1, 1e-3), "");  // -1: min(m, n)
+  EXPECT_NE(message(1, 0, 1e-3).find("--depth must be at least 2"), std::string::npos);
+  for (const double eps : {std::numeric_limits<double>::infinity(),
+                           std::numeric_limits<double>::quiet_NaN(), 0.0, -1.0})
+    EXPECT_NE(message(3, 0, eps).find("--init-scale must be a positive number"), std::string::npos)
+        << eps;
+}
+
+// A sink (the metrics file, written by rank 0 only) that fails on one rank fails the run on
+// every rank, instead of leaving the others in the next collective.
+TEST(Trainer, ASinkFailureOnOneRankStopsEveryRank) {
+  const Problem p = make_problem();
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    RunSetup s(grid, Model::kNarrow, OptimizerKind::kGd, p);
+    Trainer trainer({100, 0.0, 10, 0}, [&](const MetricsRow& row) {
+      fail_if(grid.is_root() && row.iteration == 30, "m.csv: write failed (No space left on device)");
+    });
+    test::expect_error(grid.comm(), "m.csv", "write failed",
+                       [&] { trainer.run(s.chain, *s.strategy, s.optimizer); });
+  });
 }
 
 }  // namespace

@@ -10,8 +10,15 @@
 #include <iterator>
 #include <regex>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
 #include "cdmf/io/factor_file.hpp"
+#include "cdmf/io/output_files.hpp"
+#include "cdmf/io/run_outputs.hpp"
+#include "cdmf/train/stop_signals.hpp"
 #include "cdmf/io/hdf5.hpp"
 #include "cdmf/io/slab_exchange.hpp"
 #include "cdmf/random/counter_rng.hpp"
@@ -662,6 +669,89 @@ TEST(Hdf5Entries, BadEntryFilesFailOnEveryRankNamingFileAndPosition) {
   write_entries_file(not_finite, rows, cols, bad_values);
   test::expect_error(MPI_COMM_WORLD, not_finite + ":7: value nan is not finite", "",
                      read(not_finite, 1));
+}
+
+// A NUL or newline read from a file must not cut or split the one-line message: Error stores
+// them escaped, and escaping again (a message passed between ranks) changes nothing.
+TEST(Errors, ControlBytesAreShownEscaped) {
+  using namespace std::string_literals;  // "..."s keeps the NUL
+  const Error error("f.tsv:3: cannot parse '\0x\ty\n' as a row index"s);
+  EXPECT_STREQ(error.what(), "f.tsv:3: cannot parse '\\0x\ty\\n' as a row index");
+  EXPECT_EQ(printable(error.what()), error.what());
+  EXPECT_EQ(printable("caf\xc3\xa9 \x01"), "caf\xc3\xa9 \\x01");  // UTF-8 kept
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  test::expect_error(MPI_COMM_WORLD, "f.tsv", "'\\0x", [&] {
+    run_agreed(MPI_COMM_WORLD, [&] {
+      if (rank == 0) throw Error("f.tsv: '\0x'"s);
+    });
+  });
+}
+
+// An output that is an input, under any name: hard and symbolic links, a path through a
+// linked directory, and a path not written yet that resolves onto the input.
+TEST(OutputFiles, AnOutputThatIsAnInputIsRefusedUnderAnyName) {
+  const std::string dir = test::temp_dir("same_file");
+  const std::string input = dir + "/v.tsv";
+  test::on_root(MPI_COMM_WORLD, [&] {
+    std::ofstream(input) << "0 0 1\n";
+    std::ofstream(dir + "/other.tsv") << "0 0 1\n";
+    fs::create_hard_link(input, dir + "/hard.tsv");
+    fs::create_symlink("v.tsv", dir + "/sym.tsv");
+    fs::create_directory_symlink(".", dir + "/here");
+    fs::create_directory(dir + "/sub");
+    EXPECT_TRUE(same_file(input, dir + "/hard.tsv"));
+    EXPECT_TRUE(same_file(input, dir + "/sym.tsv"));
+    EXPECT_TRUE(same_file(input, dir + "/here/v.tsv"));
+    EXPECT_TRUE(same_file(input, dir + "/sub/../v.tsv"));
+    EXPECT_TRUE(same_file(dir + "/missing.h5", dir + "/here/missing.h5"));
+    EXPECT_FALSE(same_file(input, dir + "/other.tsv"));
+    EXPECT_FALSE(same_file(input, dir + "/new.tsv"));
+    EXPECT_FALSE(same_file(input, ""));
+  });
+  for (const char* name : {"/hard.tsv", "/sym.tsv", "/here/v.tsv"})
+    test::expect_error(MPI_COMM_WORLD, std::string("--summary ") + dir + name,
+                       "the same file as --data " + input + " (it would be overwritten)", [&] {
+                         check_output_files(MPI_COMM_WORLD, {{"--summary", dir + name}},
+                                            {{"--test", dir + "/other.tsv"}, {"--data", input}});
+                       });
+  test::expect_error(MPI_COMM_WORLD, "--summary " + dir + "/out.json",
+                     "the same file as --metrics " + dir + "/here/out.json", [&] {
+                       check_output_files(MPI_COMM_WORLD,
+                                          {{"--metrics", dir + "/here/out.json"},
+                                           {"--summary", dir + "/out.json"}});
+                     });
+  check_output_files(MPI_COMM_WORLD, {{"--summary", dir + "/new.json"}}, {{"--data", input}});
+  test::on_root(MPI_COMM_WORLD, [&] { EXPECT_EQ(test::file_bytes(input), "0 0 1\n"); });
+}
+
+// A metrics row that cannot be written (a full disk; here a file-size limit, EFBIG) is an
+// error naming the file, at the row that failed, not a file cut mid-line and exit 0.
+TEST(RunOutputs, AFailedMetricsWriteIsAnError) {
+  const std::string dir = test::temp_dir("metrics_full");
+  const std::string path = dir + "/m.csv";
+  const StopSignals signals;  // ignores SIGXFSZ, as cdmf train does
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  std::int64_t rows_written = 0;
+  test::expect_error(MPI_COMM_WORLD, path, "write failed", [&] {
+    run_agreed(MPI_COMM_WORLD, [&] {
+      MetricsCsv csv(path, rank == 0);
+      rlimit old{}, small{};
+      getrlimit(RLIMIT_FSIZE, &old);
+      small = old;
+      small.rlim_cur = 1000;
+      setrlimit(RLIMIT_FSIZE, &small);
+      try {
+        for (; rows_written < 100; ++rows_written) csv.write({rows_written, 0.5, 1.0, 2.0, 3.0, 4.0, 0.25, {}});
+      } catch (...) {
+        setrlimit(RLIMIT_FSIZE, &old);
+        throw;
+      }
+      setrlimit(RLIMIT_FSIZE, &old);
+    });
+  });
+  if (rank == 0) EXPECT_LT(rows_written, 100);
 }
 
 }  // namespace

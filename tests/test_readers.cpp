@@ -264,20 +264,54 @@ TEST(Triplets, LongFilesAndLongLinesAreReadPieceByPiece) {
                {bad + ":390: expected 'row col value', got '1 2 3 4444", "...'"});
 }
 
-TEST(Triplets, DimensionsAreTheLargerOfTrainAndTest) {
+// A test file never widens the problem: its entries beyond the training dimensions are
+// cold-start pairs (the run layer scores them apart).
+TEST(Triplets, DimensionsComeFromTheTrainingFileAlone) {
   const std::string dir = test::temp_dir("dims");
   test::write_text_file(dir + "/train.tsv", "0 0 1\n4 7 2\n");
   test::write_text_file(dir + "/test.tsv", "9 1 3\n");
   const LoadedData loaded = read_data(MPI_COMM_WORLD, dir + "/train.tsv", dir + "/test.tsv", {});
-  EXPECT_EQ(loaded.rows, 10);
+  EXPECT_EQ(loaded.rows, 5);
   EXPECT_EQ(loaded.cols, 8);
   EXPECT_EQ(all_entries(MPI_COMM_WORLD, loaded.test), (std::vector<Entry>{{9, 1, 3.0, 1}}));
   EXPECT_EQ(loaded.test.file, dir + "/test.tsv");
 }
 
+// An index near INT64_MAX would wrap max + 1 into a nonsense shape: indices at or beyond
+// kMaxDimension (ScaLAPACK's 32-bit dimensions) are named with their line, and the largest
+// allowed one costs the reader nothing in proportion to it. A NUL in a line shows escaped.
+TEST(Triplets, IndicesBeyondTheLargestDimensionAreNamedNotWrapped) {
+  const std::string dir = test::temp_dir("huge_index");
+  const std::string rows = dir + "/rows.tsv", cols = dir + "/cols.tsv", ok = dir + "/ok.tsv";
+  const std::string nul = dir + "/nul.tsv";
+  test::write_text_file(rows, "0 0 1\n4 7 2\n9223372036854775807 1 3\n");
+  test::write_text_file(cols, "0 0 1\n4 2147483647 2\n");
+  test::write_text_file(ok, "0 0 1\n4 2147483646 2\n");
+  test::write_text_file(nul, std::string("0 0 1\n1\0x 2 3\n", 14));
+  expect_error(MPI_COMM_WORLD, [&] { read_data(MPI_COMM_WORLD, rows, "", {}); },
+               {rows + ":3: row index 9223372036854775807 is beyond the largest supported "
+                       "dimension, 2147483647 rows"});
+  expect_error(MPI_COMM_WORLD, [&] { read_data(MPI_COMM_WORLD, cols, "", {}); },
+               {cols + ":2: column index 2147483647 is beyond", "2147483647 columns"});
+  expect_error(MPI_COMM_WORLD, [&] { read_data(MPI_COMM_WORLD, nul, "", {}); },
+               {nul + ":2: cannot parse '1\\0x' as a row index"});
+  const LoadedData loaded = read_data(MPI_COMM_WORLD, ok, "", {});
+  EXPECT_EQ(loaded.cols, kMaxDimension);
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    expect_error(grid.comm(), [&] { choose_block_size(loaded.rows, kMaxDimension + 1, grid); },
+                 {"exceeds the largest supported dimension"});
+    expect_error(grid.comm(), [&] { choose_block_size(20, 15, grid, 100000); },
+                 {"--block-size 100000 exceeds the larger dimension of the 20 x 15 matrix"});
+    expect_error(grid.comm(), [&] { choose_block_size(20, 15, grid, -4); },
+                 {"--block-size must be positive (got -4)"});
+    EXPECT_EQ(choose_block_size(20, 15, grid, 20), 20);
+  });
+}
+
 TEST(MovieLens, IdsBecomeDenseIndicesAndWriteTripletsMapsThemBack) {
   const std::string dir = test::temp_dir("movielens");
-  // Sparse, unordered ids; the test file has no header and a user the training file lacks.
+  // Sparse, unordered ids; the test file has no header, a user and a movie the training file
+  // lacks (cold start: index -1, the ids define nothing).
   std::string train = "userId,movieId,rating,timestamp\r\n", expected_output;
   std::vector<std::pair<std::int64_t, std::int64_t>> train_ids;
   for (int k = 0; k < 300; ++k) {
@@ -291,7 +325,7 @@ TEST(MovieLens, IdsBecomeDenseIndicesAndWriteTripletsMapsThemBack) {
   test::write_text_file(dir + "/test.csv", "7,50000,4.0,1\n1000,7,1.5,2\n");
   const LoadedData loaded = read_data(MPI_COMM_WORLD, dir + "/ratings.csv", dir + "/test.csv", {});
 
-  std::vector<std::int64_t> users{7}, movies{7};
+  std::vector<std::int64_t> users, movies;
   for (const auto& [user, movie] : train_ids) {
     users.push_back(user);
     movies.push_back(movie);
@@ -313,8 +347,8 @@ TEST(MovieLens, IdsBecomeDenseIndicesAndWriteTripletsMapsThemBack) {
   }
   EXPECT_EQ(
       all_entries(MPI_COMM_WORLD, loaded.test),
-      (std::vector<Entry>{{0, static_cast<std::int64_t>(movies.size()) - 1, 4.0, 1},
-                          {static_cast<std::int64_t>(loaded.row_ids.index_of(1000)), 0, 1.5, 2}}));
+      (std::vector<Entry>{{-1, static_cast<std::int64_t>(movies.size()) - 1, 4.0, 1},
+                          {static_cast<std::int64_t>(loaded.row_ids.index_of(1000)), -1, 1.5, 2}}));
 
   const std::string out = dir + "/written.tsv";
   write_triplets(MPI_COMM_WORLD, out, loaded.train, loaded.row_ids, loaded.col_ids);

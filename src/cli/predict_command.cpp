@@ -1,4 +1,9 @@
-// cdmf predict: values of the end-to-end matrix of a factor file at requested (row, col) pairs.
+// cdmf predict: values of the end-to-end matrix of a factor file at requested (row, col) pairs,
+// plus the model's biases when it has them. With biases, a pair whose user or item the model
+// never saw (an unknown id, or an index outside the model) is a cold-start pair, answered from
+// what is known: mu plus the known side's bias. Predictions are clipped to the range the
+// file records (--clip at training).
+#include <algorithm>
 #include <memory>
 
 #include <fmt/core.h>
@@ -20,7 +25,9 @@ struct PredictOptions {
 
 void run_predict(const PredictOptions& o) {
   ProcessGrid grid(MPI_COMM_WORLD);
-  check_output_files(grid.comm(), {{"--out", o.out}});  // before the model is read
+  // Before the model is read; an --out that is an input would destroy it.
+  check_output_files(grid.comm(), {{"--out", o.out}},
+                     {{"--checkpoint", o.checkpoint}, {"--pairs", o.pairs}});
   const FactorFileInfo info = read_factor_file_info(grid.comm(), o.checkpoint);
   const int block = choose_block_size(info.rows, info.cols, grid);
   // Files hold original order, so no permutation is needed here.
@@ -30,26 +37,58 @@ void run_predict(const PredictOptions& o) {
   chain.lr_multipliers = info.lr_multipliers;
   IdMap row_ids, col_ids;
   read_id_maps(grid.comm(), o.checkpoint, row_ids, col_ids);
+  const std::optional<Biases> biases = read_biases(grid.comm(), o.checkpoint, layout);
+  PairIds named;  // the pairs as the file names them
   EntryList pairs = read_pairs(grid.comm(), o.pairs, {parse_data_format(o.format), o.index_base},
-                               row_ids, col_ids);
+                               row_ids, col_ids, biases ? &named : nullptr);
+  // Without biases nothing is known of an unseen row or column: such a pair is an error.
+  std::vector<char> cold(pairs.size(), 0);
   run_agreed(grid.comm(), [&] {
-    for (size_t e = 0; e < pairs.size(); ++e)
-      fail_if(pairs.rows[e] >= info.rows || pairs.cols[e] >= info.cols,
-              "{}:{}: entry ({}, {}) outside the {} x {} model of {}", pairs.file, pairs.lines[e],
-              pairs.rows[e] + o.index_base, pairs.cols[e] + o.index_base, info.rows, info.cols,
-              o.checkpoint);
+    for (size_t e = 0; e < pairs.size(); ++e) {
+      const bool outside = pairs.rows[e] < 0 || pairs.rows[e] >= info.rows || pairs.cols[e] < 0 ||
+                           pairs.cols[e] >= info.cols;
+      fail_if(outside && !biases, "{}:{}: entry ({}, {}) outside the {} x {} model of {}",
+              pairs.file, pairs.lines[e], pairs.rows[e] + o.index_base,
+              pairs.cols[e] + o.index_base, info.rows, info.cols, o.checkpoint);
+      cold[e] = outside;
+    }
   });
+  // Cold pairs ask the chain for (0, 0) (a valid entry) and answer from the biases alone.
+  std::vector<std::int64_t> rows(pairs.rows), cols(pairs.cols);
+  for (size_t e = 0; e < pairs.size(); ++e) {
+    if (!cold[e]) continue;
+    if (rows[e] >= info.rows) rows[e] = -1;
+    if (cols[e] >= info.cols) cols[e] = -1;
+    pairs.rows[e] = pairs.cols[e] = 0;
+  }
   const DistMatrix x = end_to_end(chain);
   pairs.values = sample_entries(x, pairs.rows, pairs.cols);
+  for (size_t e = 0; e < pairs.size(); ++e) {
+    if (biases) pairs.values[e] = cold[e] ? biases->at(rows[e], cols[e]) : pairs.values[e] + biases->at(rows[e], cols[e]);
+    if (info.clip) pairs.values[e] = std::clamp(pairs.values[e], info.clip->first, info.clip->second);
+  }
   // Answer in the caller's convention: ids when the model has them, else their index base.
+  if (biases) {
+    pairs.rows = std::move(named.rows);
+    pairs.cols = std::move(named.cols);
+  }
   for (size_t e = 0; e < pairs.size(); ++e) {
     if (row_ids.empty()) pairs.rows[e] += o.index_base;
     if (col_ids.empty()) pairs.cols[e] += o.index_base;
   }
-  write_triplets(grid.comm(), o.out, pairs, row_ids, col_ids);
-  std::int64_t count = static_cast<std::int64_t>(pairs.size()), total = 0;
-  MPI_Reduce(&count, &total, 1, MPI_INT64_T, MPI_SUM, 0, grid.comm());
-  if (grid.is_root()) fmt::print("cdmf predict: {} predictions written to {}\n", total, o.out);
+  if (biases)
+    write_triplets(grid.comm(), o.out, pairs);  // the names of the file, as read
+  else
+    write_triplets(grid.comm(), o.out, pairs, row_ids, col_ids);
+  std::int64_t counts[2] = {static_cast<std::int64_t>(pairs.size()),
+                            static_cast<std::int64_t>(std::count(cold.begin(), cold.end(), 1))};
+  MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_INT64_T, MPI_SUM, grid.comm());
+  if (grid.is_root())
+    fmt::print("cdmf predict: {} predictions written to {} ({} cold-start pairs: a user or item "
+               "unseen in training, answered from the mean and the known bias){}\n",
+               counts[0], o.out, counts[1],
+               info.clip ? fmt::format("; clipped to [{}, {}]", info.clip->first, info.clip->second)
+                         : "");
 }
 }  // namespace
 

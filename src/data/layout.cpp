@@ -38,6 +38,15 @@ IndexLayout::IndexLayout(std::int64_t rows, std::int64_t cols, int block, std::u
 
 int choose_block_size(std::int64_t rows, std::int64_t cols, const ProcessGrid& grid,
                       int requested) {
+  fail_if(rows > kMaxDimension || cols > kMaxDimension,
+          "a {} x {} matrix exceeds the largest supported dimension, {} (ScaLAPACK's 32-bit "
+          "descriptors)",
+          rows, cols, kMaxDimension);
+  fail_if(requested < 0, "--block-size must be positive (got {})", requested);
+  // A block beyond the matrix holds nothing more; its size would only size workspaces.
+  fail_if(requested > std::max(rows, cols),
+          "--block-size {} exceeds the larger dimension of the {} x {} matrix", requested, rows,
+          cols);
   fail_if(grid.rows() > rows || grid.cols() > cols,
           "more ranks than the data can use: a {}x{} process grid for a {} x {} matrix "
           "(each grid row needs a matrix row and each grid column a matrix column)",

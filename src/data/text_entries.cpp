@@ -5,6 +5,7 @@
 
 #include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
+#include "cdmf/data/layout.hpp"
 
 namespace cdmf::detail {
 
@@ -97,6 +98,11 @@ void split_fields(std::string_view line, std::vector<std::string_view>& fields) 
 std::int64_t apply_index_rule(std::int64_t raw, const IndexRule& rule, const std::string& file,
                               std::int64_t line) {
   if (rule.ids) return raw;
+  // Before any size is taken from it: max index + 1 of INT64_MAX wraps around.
+  if (raw > rule.base && raw - rule.base >= kMaxDimension)
+    fail("{}: {} {} is beyond the largest supported dimension, {} {} (ScaLAPACK's 32-bit "
+         "descriptors)",
+         location(file, line), rule.name, raw, kMaxDimension, rule.dimension);
   if (rule.count > 0) {
     if (raw < rule.base || raw - rule.base >= rule.count)
       fail("{}: {} {} outside {}..{} (the header says {} {})", location(file, line), rule.name, raw,

@@ -27,12 +27,25 @@ std::string format_metric(double value) {
 MetricsCsv::MetricsCsv(const std::string& path, bool active, bool append,
                        const std::vector<std::string>& extra_columns) {
   if (!active || path.empty()) return;
+  path_ = path;
   out_.open(path, append ? std::ios::app : std::ios::trunc);
   fail_if(!out_, "{}: cannot open for writing ({})", path, std::strerror(errno));
   if (append) return;
   out_ << kHeader;
   for (const std::string& name : extra_columns) out_ << ',' << name;
-  out_ << '\n' << std::flush;
+  out_ << '\n';
+  flush_or_fail();
+}
+
+void MetricsCsv::flush_or_fail() {
+  // Each row is flushed, so a full disk shows here, at the row it cut, not at the end.
+  errno = 0;
+  out_.flush();
+  if (out_) return;
+  const int code = errno;
+  out_.close();  // no further rows: the file stops at the last complete one it holds
+  fail("{}: write failed ({}): the metrics file is incomplete", path_,
+       code != 0 ? std::strerror(code) : "stream error");
 }
 
 void MetricsCsv::write(const MetricsRow& row) {
@@ -42,7 +55,8 @@ void MetricsCsv::write(const MetricsRow& row) {
        << format_metric(row.train_rmse) << ',' << format_metric(row.test_rmse) << ','
        << (row.recovery_error ? format_metric(*row.recovery_error) : std::string());
   for (double value : row.extra) out_ << ',' << format_metric(value);
-  out_ << '\n' << std::flush;
+  out_ << '\n';
+  flush_or_fail();
 }
 
 std::string progress_line(const MetricsRow& row, const std::vector<std::string>& extra_columns) {

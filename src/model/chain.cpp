@@ -1,6 +1,9 @@
 #include "cdmf/model/chain.hpp"
 
 #include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
 
 #include "cdmf/core/error.hpp"
 #include "cdmf/random/counter_rng.hpp"
@@ -78,9 +81,30 @@ DistMatrix orthogonal_factor(const ProcessGrid& grid, const IndexLayout& layout,
   return tall;  // moved (a conditional expression would copy it)
 }
 
+void check_chain_options(int depth, std::int64_t width, double init_scale) {
+  fail_if(depth < 2, "--depth must be at least 2 (got {})", depth);
+  // The compressed chain has L + 2 factors, counted in an int.
+  fail_if(depth > std::numeric_limits<int>::max() - 2, "--depth {} is too large", depth);
+  fail_if(width < -1, "--width must be positive, 0 (max(m, n)) or -1 (min(m, n)) (got {})", width);
+  fail_if(!std::isfinite(init_scale) || !(init_scale > 0.0),
+          "--init-scale must be a positive number (got {})", init_scale);
+  // log10(eps^L) = L log10(eps), computed without forming eps^L.
+  const double exponent = static_cast<double>(depth) * std::log10(init_scale);
+  fail_if(exponent < std::log10(DBL_MIN),
+          "--init-scale {} with --depth {}: eps^L = 1e{:.0f} underflows (the smallest normal double "
+          "is 2.2e-308), so the initial end-to-end matrix is zero and no gradient reaches the "
+          "factors, whatever the step size: use fewer factors or a larger --init-scale",
+          init_scale, depth, exponent);
+  fail_if(exponent > std::log10(DBL_MAX),
+          "--init-scale {} with --depth {}: eps^L = 1e{:.0f} overflows (the largest double is "
+          "1.8e308): use fewer factors or a smaller --init-scale",
+          init_scale, depth, exponent);
+}
+
 Chain make_deep_chain(const ProcessGrid& grid, const IndexLayout& layout, int depth,
                       std::int64_t width, double init_scale, std::uint64_t seed, ModelKind kind) {
-  fail_if(init_scale <= 0.0, "--init-scale must be positive (got {})", init_scale);
+  fail_if(!std::isfinite(init_scale) || !(init_scale > 0.0),
+          "--init-scale must be a positive number (got {})", init_scale);
   const auto shapes = chain_shapes(layout.rows(), layout.cols(), depth, width);
   Chain chain;
   chain.kind = kind;
@@ -103,6 +127,32 @@ DistMatrix end_to_end(const Chain& chain) {
     product = std::move(next);
   }
   return product;
+}
+
+std::string diverged_factors(const std::vector<DistMatrix>& factors) {
+  if (factors.empty()) return "";
+  // Per factor: the count of non-finite entries and the squared Frobenius norm.
+  std::vector<double> sums(2 * factors.size(), 0.0);
+  for (size_t l = 0; l < factors.size(); ++l)
+    for (const double value : factors[l].local()) {
+      if (std::isfinite(value))
+        sums[2 * l + 1] += value * value;
+      else
+        sums[2 * l] += 1.0;
+    }
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, sums.data(), static_cast<int>(sums.size()), MPI_DOUBLE,
+                          MPI_SUM, factors.front().grid().comm()),
+            "MPI_Allreduce");
+  double log_bound = 0.0;  // log10 of prod_l ||W_l||_F >= ||W_K ... W_1||_F
+  for (size_t l = 0; l < factors.size(); ++l) {
+    if (sums[2 * l] > 0.0)
+      return fmt::format("W{} holds {:.0f} non-finite values (inf or NaN)", l + 1, sums[2 * l]);
+    log_bound += 0.5 * std::log10(sums[2 * l + 1]);  // inf when the norm itself overflows
+  }
+  // Room for the squares an SVD forms: entries beyond 1e150 are not computed with.
+  if (log_bound > 150.0)
+    return fmt::format("the factors' norms multiply to 1e{:.0f}, so W_K...W_1 overflows", log_bound);
+  return "";
 }
 
 }  // namespace cdmf

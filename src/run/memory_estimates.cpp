@@ -24,6 +24,9 @@ MemoryPlan plan_train_memory(const std::string& what, const TrainFootprint& f,
   // receive buffers and the sorted store (about 64 bytes an entry at the peak, measured on
   // the Netflix-shaped load); skewed data can leave one rank with more.
   plan.add("entries", 64.0 * static_cast<double>(f.entries), 0.0, 1.25);
+  // The index layout's row and column permutations and their inverses, on every rank: what a
+  // lone index of 2e9 in a small file would make 32 GB of.
+  plan.add("index permutations", 0.0, 4.0 * (m + n) * kDouble);
   const double factors = chain_elements(m, n, f.depth, static_cast<double>(f.width)) * kDouble;
   // Factors, their gradients and the optimizer's states.
   plan.add("factors", factors * (2.0 + f.optimizer_copies));

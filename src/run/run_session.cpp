@@ -41,7 +41,8 @@ nlohmann::json RunOptions::to_json() const {
           {"keep_checkpoints", keep_checkpoints},
           {"restart", restart},
           {"max_walltime", max_walltime},
-          {"memory_limit", memory_limit}};
+          {"memory_limit", memory_limit},
+          {"config_file", config_file}};
 }
 
 double parse_walltime(const std::string& text) {
@@ -90,7 +91,7 @@ ProcessGrid RunSession::make_grid(const std::string& shape) {
 }
 
 RunSession::RunSession(std::string command, const RunOptions& options, nlohmann::json config,
-                       std::vector<OutputFile> outputs)
+                       std::vector<OutputFile> outputs, std::vector<InputFile> inputs)
     : options_(options),
       config_(std::move(config)),
       // Wall time counts from the start of the run: start-up and the data load use some of it.
@@ -123,7 +124,31 @@ RunSession::RunSession(std::string command, const RunOptions& options, nlohmann:
   outputs.push_back({"--output", o.output});
   outputs.push_back({"--metrics", o.metrics});
   outputs.push_back({"--summary", o.summary});
-  check_output_files(grid_.comm(), outputs);
+  inputs.push_back({"--config", o.config_file});
+  if (o.restart != "auto") inputs.push_back({"--restart", o.restart});
+  if (checkpoints_)
+    for (const std::string& path : list_checkpoints(grid_.comm(), o.checkpoint_dir))
+      inputs.push_back({"--checkpoint-dir", path});
+  check_output_files(grid_.comm(), outputs, inputs);
+  if (checkpoints_) refuse_checkpoint_names(outputs);
+}
+
+void RunSession::refuse_checkpoint_names(const std::vector<OutputFile>& outputs) const {
+  namespace fs = std::filesystem;
+  run_agreed(grid_.comm(), [&] {
+    if (!is_root()) return;
+    const std::regex name(R"(checkpoint-\d+\.h5)");
+    for (const OutputFile& output : outputs) {
+      if (output.path.empty()) continue;
+      const fs::path path(output.path);
+      const std::string directory = path.has_parent_path() ? path.parent_path().string() : ".";
+      fail_if(std::regex_match(path.filename().string(), name) &&
+                  same_file(directory, options_.checkpoint_dir),
+              "{} {}: a checkpoint's name in --checkpoint-dir {} (a checkpoint of the run would "
+              "overwrite it, and --restart auto would take it for one)",
+              output.option, output.path, options_.checkpoint_dir);
+    }
+  });
 }
 
 void RunSession::check_same_run(const CheckpointInfo& info,
@@ -166,6 +191,7 @@ TrainResult RunSession::train(Chain& chain, Strategy& strategy, Optimizer& optim
                                o.log_every,      o.patience,
                                o.checkpoint_every, o.checkpoint_every_seconds,
                                budget};
+  trainer_config.keep_best = training.keep_best;
   Trainer trainer(
       trainer_config,
       [&](const MetricsRow& row) {
@@ -176,6 +202,7 @@ TrainResult RunSession::train(Chain& chain, Strategy& strategy, Optimizer& optim
         }
       },
       [] { return StopSignals::received(); }, training.probe);
+  trainer.set_validation(training.validation);
 
   if (checkpoints_) {
     const IndexLayout& layout = *training.layout;

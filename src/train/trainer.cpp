@@ -7,6 +7,7 @@
 
 #include <fmt/core.h>
 
+#include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
 
 namespace cdmf {
@@ -31,6 +32,50 @@ MetricsRow make_metrics(const Evaluation& evaluation, double normalization, std:
   return row;
 }
 
+namespace {
+/// The train losses of a run so far, for the diagnosis of a divergence.
+struct LossTrack {
+  double first = std::numeric_limits<double>::quiet_NaN(), previous = first, lowest = first;
+  std::int64_t first_iteration = -1, previous_iteration = -1;
+  void update(double loss, std::int64_t t) {
+    if (!std::isfinite(loss)) return;
+    if (first_iteration < 0) {
+      first = lowest = loss;
+      first_iteration = t;
+    }
+    lowest = std::min(lowest, loss);
+    previous = loss;
+    previous_iteration = t;
+  }
+};
+
+/// Why a run's loss became `loss` (not finite) at iteration t. The step size is named only
+/// when it is the likely cause: steps were taken and the loss was not below where it started
+/// before it overflowed (it rose, or the first step overflowed it). A model whose loss is not finite before any step (an init that
+/// overflows or underflows, e.g. eps^L below the smallest double) is not helped by a smaller
+/// step, nor is one whose loss was still falling.
+std::string divergence_diagnosis(double loss, std::int64_t t, std::int64_t start,
+                                 const LossTrack& losses) {
+  const std::string head = fmt::format("training diverged: train loss is {} at iteration {}", loss, t);
+  if (t == start || losses.previous_iteration < 0)
+    return head + fmt::format(
+                      " before any step{}, so the step size is not the cause: the model's "
+                      "factors overflow or underflow (check --init-scale and --depth: eps^L, "
+                      "and the data's magnitude)",
+                      start > 0 ? " of this restart" : "");
+  if (losses.previous >= losses.first)
+    return head + fmt::format(
+                      " (it rose from {:.4e} at iteration {} to {:.4e} at iteration {}: the "
+                      "step size is too large; try a smaller --lr)",
+                      losses.first, losses.first_iteration, losses.previous,
+                      losses.previous_iteration);
+  return head + fmt::format(
+                    " although it was still falling ({:.4e} at iteration {}): the factors "
+                    "overflowed (check --init-scale, --depth and the data's magnitude)",
+                    losses.previous, losses.previous_iteration);
+}
+}  // namespace
+
 Trainer::Trainer(TrainerConfig config, RowSink sink, StopPoll stop_poll, Probe probe)
     : config_(config),
       sink_(std::move(sink)),
@@ -38,6 +83,8 @@ Trainer::Trainer(TrainerConfig config, RowSink sink, StopPoll stop_poll, Probe p
       probe_(std::move(probe)) {
   fail_if(config.max_iters < 0, "--iters must be non-negative (got {})", config.max_iters);
   fail_if(config.log_every < 1, "--log-every must be positive (got {})", config.log_every);
+  fail_if(config.patience < 0, "--patience must be non-negative (0: off; got {})",
+          config.patience);
   fail_if(!(config.tol >= 0.0), "--tol must be non-negative (got {})", config.tol);
   fail_if(config.checkpoint_every < 0, "--checkpoint-every must be non-negative (got {})",
           config.checkpoint_every);
@@ -50,6 +97,11 @@ Trainer::Trainer(TrainerConfig config, RowSink sink, StopPoll stop_poll, Probe p
           config.agreement_seconds);
 }
 
+std::vector<std::string> Trainer::leading_columns() const {
+  return validation_ ? std::vector<std::string>{"validation_loss", "validation_rmse"}
+                     : std::vector<std::string>{};
+}
+
 TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
                          TrainerState start) {
   fail_if(start.iteration < 0, "cannot start at iteration {}", start.iteration);
@@ -60,7 +112,10 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
   const double t0 = run_start - start.seconds;  // elapsed time continues over restarts
   double best_test = start.best_test_loss;
   std::int64_t stale_logs = start.stale_logs;
+  std::int64_t best_iteration = start.best_iteration;
+  std::vector<DistMatrix> best_factors = std::move(start.best_factors);
   std::vector<DistMatrix> gradient;
+  LossTrack losses;
 
   // Checkpoints record the state at the top of an iteration, before its row is logged, so the
   // continued run logs that row again exactly as the uninterrupted run did.
@@ -75,7 +130,9 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
                        best,
                        stale,
                        {result.history.begin(),
-                        result.history.begin() + static_cast<std::ptrdiff_t>(history_rows)}};
+                        result.history.begin() + static_cast<std::ptrdiff_t>(history_rows)},
+                       best_iteration,
+                       best_factors};
     checkpoint_(chain, optimizer, state);
     const double end = MPI_Wtime();
     slowest_checkpoint = std::max(slowest_checkpoint, end - begin);
@@ -123,50 +180,83 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
     const bool signalled = !at_limit && decision[0] != 0;
     const bool out_of_time = !at_limit && !signalled && decision[2] != 0;
     const bool requested = signalled || out_of_time;
-    double checkpoint_seconds = 0.0;
-    if (checkpoint_ && !at_limit && !requested && t > start.iteration && t != last_checkpoint &&
-        ((config_.checkpoint_every > 0 && t % config_.checkpoint_every == 0) || decision[1] != 0))
-      checkpoint_seconds = write_checkpoint(t, boundary_best, boundary_stale, boundary_rows);
-
     const bool scheduled_log = t % config_.log_every == 0;
     const bool need_gradient = !at_limit && !requested;
     Evaluation evaluation = strategy.evaluate(chain, need_gradient ? &gradient : nullptr,
                                               scheduled_log || !need_gradient);
     const double train_loss = evaluation.train_sse / (2.0 * strategy.normalization());
-    fail_if(!std::isfinite(train_loss),
-            "training diverged: train loss is {} at iteration {} (try a smaller --lr)", train_loss,
-            t);
+    // The loss is a global sum: every rank sees the same value, so they stop together.
+    const bool diverged = !std::isfinite(train_loss);
+    if (diverged) result.diagnosis = divergence_diagnosis(train_loss, t, start.iteration, losses);
+    losses.update(train_loss, t);
+
+    // Checkpoints follow the evaluation of their state, so that one is written only when its
+    // loss is finite: a diverging run never replaces (or prunes) its good checkpoints with
+    // poisoned ones, and --restart auto never resumes into NaN.
+    double checkpoint_seconds = 0.0;
+    if (checkpoint_ && !diverged && !at_limit && !requested && t > start.iteration &&
+        t != last_checkpoint &&
+        ((config_.checkpoint_every > 0 && t % config_.checkpoint_every == 0) || decision[1] != 0))
+      checkpoint_seconds = write_checkpoint(t, boundary_best, boundary_stale, boundary_rows);
+
     const bool converged = train_loss < config_.tol;
     if (converged && !scheduled_log && need_gradient)  // recompute with the metrics to log them
       evaluation = strategy.evaluate(chain, nullptr, true);
-    bool stop = at_limit || requested || converged;
+    bool stop = at_limit || requested || converged || diverged;
     MetricsRow row = make_metrics(evaluation, strategy.normalization(), t, MPI_Wtime() - t0);
-    if (probe_ && (scheduled_log || stop)) row.extra = probe_(chain);
     if (scheduled_log || stop) {
+      if (validation_) {
+        const Evaluation held = validation_->evaluate(chain, nullptr, false);
+        row.validation_loss = held.train_sse / (2.0 * validation_->normalization());
+        row.validation_rmse =
+            held.train_count > 0 ? std::sqrt(held.train_sse / static_cast<double>(held.train_count))
+                                 : std::numeric_limits<double>::quiet_NaN();
+        row.extra = {row.validation_loss, row.validation_rmse};
+      }
+      if (probe_ && !diverged) {  // no PDGESVD of non-finite factors
+        const std::vector<double> probed = probe_(chain);
+        row.extra.insert(row.extra.end(), probed.begin(), probed.end());
+      }
       result.history.push_back(row);
-      if (sink_) sink_(row);
-      if (config_.patience > 0 && std::isfinite(row.test_loss)) {
-        if (row.test_loss < best_test) {
-          best_test = row.test_loss;
+      // The sink writes files on rank 0 only: agree on its failure (a full disk), or the
+      // other ranks would wait in the next collective forever.
+      if (sink_) run_agreed(comm, [&] { sink_(row); });
+      const double monitored = validation_ ? row.validation_loss : row.test_loss;
+      if (std::isfinite(monitored)) {
+        if (monitored < best_test) {
+          best_test = monitored;
           stale_logs = 0;
-        } else if (++stale_logs >= config_.patience && !stop) {
+          best_iteration = t;
+          if (config_.keep_best) {  // the chain is thin when this matters: a copy per best row
+            best_factors.resize(chain.factors.size(), chain.factors.front());
+            for (size_t l = 0; l < chain.factors.size(); ++l) best_factors[l] = chain.factors[l];
+          }
+        } else if (config_.patience > 0 && ++stale_logs >= config_.patience && !stop) {
           stop = true;
           result.stop_reason = "early_stopping";
         }
       }
     }
     if (stop) {
-      if (result.stop_reason.empty())
+      if (diverged)
+        result.stop_reason = "diverged";
+      else if (result.stop_reason.empty())
         result.stop_reason = converged     ? "converged"
                              : signalled   ? "signal"
                              : out_of_time ? "walltime"
                                            : "max_iters";
       result.stop_signal = signalled ? decision[0] : 0;
-      if (checkpoint_ && t != last_checkpoint)
+      if (checkpoint_ && !diverged && t != last_checkpoint)
         write_checkpoint(t, boundary_best, boundary_stale, boundary_rows);
       result.final = row;
       result.iterations = t;
       result.seconds = row.seconds;
+      result.best_iteration = best_iteration;
+      result.best_loss = best_iteration >= 0 ? best_test : std::numeric_limits<double>::quiet_NaN();
+      // An interrupted run keeps its last state (the checkpoint above continues it); a finished
+      // one ends with the best factors.
+      if (config_.keep_best && !result.interrupted() && best_iteration >= 0 && best_iteration != t)
+        for (size_t l = 0; l < chain.factors.size(); ++l) chain.factors[l] = best_factors[l];
       return result;
     }
     optimizer.step(chain, gradient);

@@ -100,8 +100,9 @@ check() {
   fi
 }
 
-# expect_error PATTERN ARGS...: cdmf ARGS on 2 ranks fails (not by timeout, not by a signal)
-# with exactly one "cdmf: error:" line, which contains PATTERN.
+# expect_error PATTERN ARGS...: cdmf ARGS on 2 ranks fails with exit status 1 (not by timeout,
+# not by a signal, not with a parser's own code) and exactly one "cdmf: error:" line, which
+# contains PATTERN.
 expect_error() {
   local pattern=$1 rc=0
   shift
@@ -109,6 +110,7 @@ expect_error() {
   cat out.txt
   [[ $rc -ne 124 ]] || { echo "timed out (hang)"; return 1; }
   [[ $rc -ne 0 ]] || { echo "exit code 0"; return 1; }
+  [[ $rc -eq 1 ]] || { echo "exit code $rc, not 1"; return 1; }
   if grep -q 'exited on signal' out.txt; then
     echo "a rank died of a signal (crash) instead of exiting with an error"
     return 1

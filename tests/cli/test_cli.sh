@@ -139,8 +139,9 @@ e2e_movielens() {
   awk 'NR == 1 { print > "ml_train.csv"; print > "ml_test.csv"; next }
        NR % 5 == 0 { print > "ml_test.csv"; next } { print > "ml_train.csv" }' \
     "$SRC/tests/data/ratings_small.csv"
+  # With biases, so that predict answers the test's cold-start pairs (movies unseen in training).
   local narrow=(train --data ml_train.csv --test ml_test.csv --model narrow --rank 3 --depth 3
-    --init-scale 1 --lr 100 --iters 20 --log-every 10 --quiet)
+    --init-scale 1 --lr 100 --iters 20 --log-every 10 --quiet --biases)
   mpi 2 "${narrow[@]}" --strategy dense --metrics ml.csv --summary ml.json --output ml.h5 \
     > ml_train.log
   # The sparse strategy (the default for thin chains) must give the same run.
@@ -150,10 +151,9 @@ e2e_movielens() {
   "$PYTHON" - <<'EOF'
 import csv, json, math
 s = json.load(open("ml.json"))
-users = {r["userId"] for r in csv.DictReader(open("ml_train.csv"))} | \
-        {r["userId"] for r in csv.DictReader(open("ml_test.csv"))}
-movies = {r["movieId"] for r in csv.DictReader(open("ml_train.csv"))} | \
-         {r["movieId"] for r in csv.DictReader(open("ml_test.csv"))}
+# The training file alone defines the problem; test pairs with unseen ids are cold start.
+users = {r["userId"] for r in csv.DictReader(open("ml_train.csv"))}
+movies = {r["movieId"] for r in csv.DictReader(open("ml_train.csv"))}
 assert (s["rows"], s["cols"]) == (len(users), len(movies)), (s["rows"], s["cols"])
 assert s["model"] == "narrow" and s["iterations"] == 20, s
 rows = list(csv.DictReader(open("ml.csv")))
@@ -166,10 +166,12 @@ assert all([p[0], p[1]] == [t["userId"], t["movieId"]] for p, t in zip(pred, tes
 assert max(int(p[1]) for p in pred) > len(movies)  # really ids, not dense indices
 values = [float(p[2]) for p in pred]
 assert all(math.isfinite(v) for v in values)
-rmse = math.sqrt(sum((v - float(t["rating"])) ** 2 for v, t in zip(values, test)) / len(test))
+warm = [(v, t) for v, t in zip(values, test) if t["userId"] in users and t["movieId"] in movies]
+assert s["cold_test_entries"] == len(test) - len(warm) > 0, s["cold_test_entries"]
+rmse = math.sqrt(sum((v - float(t["rating"])) ** 2 for v, t in warm) / len(warm))
 err = abs(rmse - s["test_rmse"]) / s["test_rmse"]
-print(f"note: {s['rows']} users x {s['cols']} movies; {len(pred)} predictions with original ids; "
-      f"rmse vs test_rmse rel {err:.1e}")
+print(f"note: {s['rows']} users x {s['cols']} movies; {len(pred)} predictions with original ids "
+      f"({s['cold_test_entries']} cold start); warm rmse vs test_rmse rel {err:.1e}")
 assert err <= 1e-8
 EOF
 }
@@ -259,11 +261,91 @@ ratings = open(os.environ["SRC"] + "/tests/data/ratings_small.csv").read().split
 ratings[290] = "3,abc,4.0,1234567890"
 write("ml_bad.csv", ratings)
 write("bad.toml", ["lr = 1.0", "bogus-option = 3"])
+write("good.toml", ["lr = 1.0", "iters = 2"])
+write("nul.tsv", with_line(f"\x00junk\t{j}\t0.5"))
+write("int64max.tsv", with_line(f"9223372036854775807\t{j}\t0.5"))
+write("huge_index.tsv", with_line(f"2000000000\t{j}\t0.5"))
 EOF
   mpi 2 generate --rows 30 --cols 24 --rank 2 --seed 1 --out bad/gen > bad/generate.log
   mpi 2 train --data bad/gen/train.tsv --lr 1 --iters 0 --quiet --output bad/f.h5 > bad/f.log
   test "$(stat -c %s bad/f.h5)" -gt 4096
   head -c 4096 bad/f.h5 > bad/trunc.h5
+  # Inputs under other names: a hard link, a symbolic link, a path through a linked directory.
+  cp bad/good.tsv bad/v.tsv
+  ln bad/v.tsv bad/v_hard.tsv
+  ln -s v.tsv bad/v_sym.tsv
+  ln -s . bad/here
+  ln bad/f.h5 bad/f_hard.h5
+  cp bad/gen/truth.h5 bad/truth_copy.h5
+}
+
+# input_unchanged PATTERN FILE ARGS...: expect_error PATTERN ARGS..., and FILE (an input that
+# an output named) has its bytes of before.
+input_unchanged() {
+  local pattern=$1 file=$2
+  shift 2
+  local before
+  before=$(md5sum < "$file")
+  expect_error "$pattern" "$@"
+  [[ $(md5sum < "$file") == "$before" ]] || { echo "$file was changed"; return 1; }
+}
+
+# metrics_full_disk: the metrics CSV on a file system that fills up during the run (a 8 kB
+# tmpfs, half of it taken): one error naming the file, exit 1 on every rank, no hang.
+metrics_full_disk() {
+  mkdir -p full
+  if ! mount -t tmpfs -o size=8k cdmf-test-metrics full 2> /dev/null; then
+    echo "note: cannot mount a tmpfs here (not root): /dev/full instead"
+    expect_error "/dev/full: write failed" train --data good.tsv --lr 1 --iters 200 --log-every 1 \
+      --quiet --metrics /dev/full
+    return
+  fi
+  trap 'umount "$PWD/full" 2> /dev/null || true' RETURN EXIT  # EXIT: a failed check ends its subshell
+  head -c 4096 /dev/zero > full/filler
+  expect_error "full/m.csv: write failed (No space left on device)" train --data good.tsv --lr 1 \
+    --iters 400 --log-every 1 --quiet --metrics full/m.csv
+  local rows
+  rows=$(wc -l < full/m.csv)
+  echo "note: the file system filled after $rows lines of the metrics file"
+  (( rows > 1 && rows < 400 ))
+}
+
+# diverged: a step size far too large: exit 1, one line that blames the step size, the summary
+# written with stop_reason "diverged", and no checkpoint whose loss is not finite (each one
+# left loads, and inspect computes its spectrum).
+diverged() {
+  rm -rf ck_div
+  expect_error "try a smaller --lr" train --data gen/train.tsv --model deep --lr 1e4 --iters 500 \
+    --init-scale 0.5 --quiet --checkpoint-dir ck_div --checkpoint-every 1 --summary div.json
+  [[ $(json_get div.json stop_reason) == diverged ]]
+  local files=(ck_div/checkpoint-*.h5) stopped
+  stopped=$(json_get div.json iterations)
+  echo "note: diverged at iteration $stopped; kept ${#files[@]} checkpoints, newest ${files[-1]}"
+  local newest=${files[-1]##*checkpoint-}
+  (( 10#${newest%.h5} < stopped )) || { echo "a checkpoint of the diverged iteration was written"; return 1; }
+  for file in "${files[@]}"; do mpi 2 inspect "$file" > /dev/null; done
+}
+
+# train_outputs_are_inputs: every output of train against every input, under other names.
+train_outputs_are_inputs() {
+  local T=(train --model deep --lr 1 --iters 2 --quiet)
+  input_unchanged "--summary v_hard.tsv: the same file as --data v.tsv" v.tsv "${T[@]}" --data v.tsv --summary v_hard.tsv
+  input_unchanged "--metrics here/v.tsv: the same file as --test v_sym.tsv" v.tsv "${T[@]}" --data good.tsv --test v_sym.tsv --metrics here/v.tsv
+  input_unchanged "--output truth_copy.h5: the same file as --truth here/truth_copy.h5" truth_copy.h5 "${T[@]}" --data gen/train.tsv --truth here/truth_copy.h5 --output truth_copy.h5
+  input_unchanged "--output f_hard.h5: the same file as --init f.h5" f.h5 "${T[@]}" --data gen/train.tsv --init f.h5 --output f_hard.h5
+  input_unchanged "--summary here/good.toml: the same file as --config good.toml" good.toml "${T[@]}" --data good.tsv --config good.toml --summary here/good.toml
+  expect_error_before_data "--summary s.json: the same file as --metrics s.json (one would overwrite the other)" "${T[@]}" --data good.tsv --summary s.json --metrics s.json
+}
+
+# Outputs against the checkpoints: an existing one (an input of --restart auto), the file of
+# --restart, and a name a later checkpoint would take.
+train_outputs_are_checkpoints() {
+  local T=(train --model deep --lr 1 --iters 3 --quiet --data good.tsv)
+  mpi 2 "${T[@]}" --checkpoint-dir ck_out > /dev/null
+  local existing=ck_out/checkpoint-0000000003.h5
+  input_unchanged "--output $existing: the same file as --checkpoint-dir $existing" "$existing" "${T[@]}" --checkpoint-dir ck_out --restart auto --output "$existing"
+  input_unchanged "--summary here/$existing: the same file as --restart $existing" "$existing" "${T[@]}" --restart "$existing" --summary "here/$existing"
+  expect_error "--output ck_out/checkpoint-0000000050.h5: a checkpoint's name in --checkpoint-dir ck_out" "${T[@]}" --checkpoint-dir ck_out --output ck_out/checkpoint-0000000050.h5
 }
 
 # expect_error_before_data PATTERN ARGS...: expect_error, and the run stopped before it read the
@@ -327,6 +409,38 @@ if [[ $SECTION == all || $SECTION == bad_input ]]; then
   check "generate --rows 2.5: not a whole number" generate_fails_cleanly "--rows must be a whole number" --rows 2.5 --cols 10 --rank 1
   check "predict --out in a missing directory" expect_error "--out no_such_dir/p.tsv" predict --checkpoint f.h5 --pairs good.tsv --out no_such_dir/p.tsv
   check "predict a pair outside the model" expect_error "oor_pairs.tsv:291:" predict --checkpoint f.h5 --pairs oor_pairs.tsv --out p.tsv
+  # Command-line errors: exit 1 (CLI11's own codes are 104-114), near misses named.
+  check "a parse error exits 1" expect_error "--iters" "${T[@]}" --data good.tsv --iters abc
+  check "misspelled subcommand: did you mean" expect_error "unknown subcommand 'trian' (did you mean 'train'?)" trian --data good.tsv --lr 1
+  check "unknown subcommand: the list" expect_error "unknown subcommand 'bogus' (the subcommands are " bogus
+  # Messages: a NUL byte read from a file is shown escaped, not cutting the line short.
+  check "NUL byte in a line: shown escaped" expect_error "nul.tsv:291: cannot parse '\\0junk' as a row index" "${T[@]}" --data nul.tsv
+  # Sizes: an index near INT64_MAX is named before any size is taken from it.
+  check "index near INT64_MAX" expect_error "int64max.tsv:291: row index 9223372036854775807 is beyond the largest supported dimension" "${T[@]}" --data int64max.tsv
+  check "--block-size 100000 (beyond the matrix)" expect_error "--block-size 100000 exceeds the larger dimension of the 20 x 15 matrix" "${T[@]}" --data good.tsv --block-size 100000
+  check "--block-size -4" expect_error "--block-size must be positive (got -4)" "${T[@]}" --data good.tsv --block-size -4
+  check "--width -5" expect_error "--width must be positive, 0 (max(m, n)) or -1 (min(m, n)) (got -5)" "${T[@]}" --data good.tsv --width -5
+  check "--patience -1" expect_error "--patience must be non-negative" "${T[@]}" --data good.tsv --patience -1
+  check "--init-scale inf" expect_error "--init-scale must be a positive number (got inf)" "${T[@]}" --data good.tsv --init-scale inf
+  check "--init-scale nan" expect_error "--init-scale must be a positive number (got nan)" "${T[@]}" --data good.tsv --init-scale nan
+  check "--depth 1000: eps^L underflows, not the step size" expect_error "--init-scale 0.001 with --depth 1000: eps^L = 1e-3000 underflows" "${T[@]}" --data good.tsv --depth 1000
+  check "--depth 2000000000" expect_error "--depth 2000000000" "${T[@]}" --data good.tsv --depth 2000000000
+  # Outputs that are inputs: refused at start-up, the input untouched.
+  check "predict --out = --pairs (symbolic link)" input_unchanged "--out v_sym.tsv: the same file as --pairs v.tsv" v.tsv predict --checkpoint f.h5 --pairs v.tsv --out v_sym.tsv
+  check "predict --out = --checkpoint (hard link)" input_unchanged "--out f_hard.h5: the same file as --checkpoint f.h5" f.h5 predict --checkpoint f.h5 --pairs good.tsv --out f_hard.h5
+  check "train outputs that are inputs (links, .., --config), refused at start-up" train_outputs_are_inputs
+  check "train outputs that are checkpoints, or would be" train_outputs_are_checkpoints
+  # Sizes: the memory plan refuses what an index or an option implies, before allocating it.
+  check "one index of 2e9 in a small file: refused by the memory plan" expect_error "(2000000001 x 15, 300 entries) needs " "${T[@]}" --data huge_index.tsv
+  check "--width 1e12: refused by the memory plan" expect_error "needs " "${T[@]}" --data good.tsv --width 1000000000000
+  check "--depth 2e9 at --init-scale 1: refused by the memory plan" expect_error "needs " "${T[@]}" --data good.tsv --depth 2000000000 --init-scale 1
+  # Silently wrong answers: a truth or init file larger than the data, --init with --restart.
+  check "--truth larger than the data" expect_error "gen/truth.h5: the truth is 30 x 24 but the problem is 20 x 15 (as the data implies; give --rows 30 --cols 24" "${T[@]}" --data good.tsv --truth gen/truth.h5
+  check "--init larger than the data" expect_error "f.h5: the init factor file is 30 x 24 but the problem is 20 x 15 (as the data implies" "${T[@]}" --data good.tsv --init f.h5
+  check "--init with --restart" expect_error "--init and --restart cannot be combined" "${T[@]}" --data good.tsv --init f.h5 --checkpoint-dir ck_ir --restart auto
+  check "diverged run: exit 1, summary, no poisoned checkpoint" diverged
+  # Every write checked.
+  check "metrics CSV on a full file system" metrics_full_disk
   cd ..
 fi
 

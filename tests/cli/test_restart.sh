@@ -130,7 +130,7 @@ signal_under_mpirun() {
     --checkpoint-dir ck_usr1 --metrics usr1.csv --summary usr1.json > usr1.log 2>&1 &
   local launcher=$!
   # Signal once training is under way (a few metrics rows written).
-  for _ in $(seq 200); do
+  for _ in $(seq 600); do  # up to 30 s: start-up on a busy machine
     [[ -f usr1.csv && $(wc -l < usr1.csv) -ge 5 ]] && break
     sleep 0.05
   done
@@ -153,12 +153,43 @@ signal_during_startup() {
   "$CDMF" train "${DEEP[@]}" --iters 100000000 --checkpoint-dir ck_early --summary early.json \
     > early.log 2>&1 &
   local pid=$!
-  sleep 0.1
+  # Once main has installed its handler (the SigCgt mask of /proc/PID/status has SIGUSR1's
+  # bit, 1 << 9): a signal before that kills the process, whatever the machine's load.
+  until (( 0x$(awk '/^SigCgt:/ { print $2 }' "/proc/$pid/status" 2> /dev/null || echo 0) & 0x200 )); do
+    kill -0 "$pid" 2> /dev/null || { cat early.log; echo "cdmf ended before installing its handler"; return 1; }
+  done
   kill -USR1 "$pid"
   wait "$pid" || rc=$?
   cat early.log
   [[ $rc -eq $INTERRUPTED ]] || { echo "exit status $rc, expected $INTERRUPTED"; return 1; }
   grep -q '^cdmf: interrupted at iteration 0 (received SIGUSR1): checkpoint ck_early/checkpoint-0000000000.h5 written' early.log
+}
+
+# SIGTERM or SIGINT to Open MPI's mpirun tears the job down at once (exit 1, no checkpoint):
+# jobs/forward_stop.sh takes them and sends SIGUSR1 instead, so the job checkpoints and its
+# status is 75. With job control on, the background wrapper receives SIGINT (a shell without
+# it starts background jobs with SIGINT ignored) and puts the launcher in a group of its own.
+stop_through_forward_stop() {
+  local signal=$1 tag=$2 rc=0
+  set -m
+  "$SRC/jobs/forward_stop.sh" "$MPIEXEC" -n 2 "${PREFLAGS[@]}" "$CDMF" train "${DEEP[@]}" \
+    --iters 100000000 --log-every 100 --checkpoint-dir "ck_$tag" --metrics "$tag.csv" \
+    --summary "$tag.json" > "$tag.log" 2>&1 &
+  local wrapper=$!
+  set +m
+  # Signal once training is under way (a few metrics rows written).
+  for _ in $(seq 600); do
+    [[ -f $tag.csv && $(wc -l < "$tag.csv") -ge 5 ]] && break
+    sleep 0.05
+  done
+  kill "-$signal" "$wrapper"
+  wait "$wrapper" || rc=$?
+  grep -v '^--\|^$' "$tag.log" | tail -n 4
+  [[ $rc -eq $INTERRUPTED ]] || { echo "exit status $rc, expected $INTERRUPTED"; return 1; }
+  grep -q "^forward_stop.sh: received SIG$signal: sending SIGUSR1" "$tag.log"
+  [[ $(json_get "$tag.json" stop_reason) == signal ]]
+  echo "note: SIG$signal to forward_stop.sh stopped the run at iteration $(json_get "$tag.json" iterations), exit status $rc"
+  continued_equals_uninterrupted "$tag"
 }
 
 walltime() {
@@ -229,6 +260,8 @@ killed_during_write() {
 if [[ $SECTION == all || $SECTION == signals ]]; then
   check "SIGUSR1 to mpirun: checkpoint, exit 75, exact continuation" signal_under_mpirun
   check "SIGUSR1 during start-up: remembered, checkpoint at iteration 0, exit 75" signal_during_startup
+  check "SIGTERM through jobs/forward_stop.sh: checkpoint, exit 75, exact" stop_through_forward_stop TERM term
+  check "SIGINT through jobs/forward_stop.sh: checkpoint, exit 75, exact" stop_through_forward_stop INT int
   check "--max-walltime 00:00:02: checkpoint, exit 75, exact continuation" walltime
   check "SIGKILL during a checkpoint write: previous one loads, exact" killed_during_write
 fi
@@ -292,7 +325,7 @@ full_disk() {
   mkdir -p full
   local limit=()
   if mount -t tmpfs -o size=2000k cdmf-test-full full 2> /dev/null; then
-    trap 'umount "$WORK/full" 2> /dev/null || true' RETURN
+    trap 'umount "$WORK/full" 2> /dev/null || true' RETURN EXIT  # EXIT: a failed check ends its subshell
     echo "note: tmpfs of 2000 kB: room for one checkpoint, not for the reservation of a second"
   else
     limit=(ulimit -f 1000)

@@ -11,10 +11,16 @@
 
 namespace cdmf {
 
-/// A failure the user can act on (bad input, impossible option, unreadable file).
+/// `text` with every control byte but the tab written as an escape (\0, \n, \r, \xNN): a NUL
+/// or a newline read from a file would otherwise cut the one-line message short or split it.
+/// Idempotent (a backslash is kept as it is), so messages passed between ranks stay the same.
+std::string printable(const std::string& text);
+
+/// A failure the user can act on (bad input, impossible option, unreadable file). The
+/// message is stored printable: what() is a C string, which a NUL would end.
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message) : std::runtime_error(printable(message)) {}
 };
 
 /// Throws Error with a fmt-formatted message.

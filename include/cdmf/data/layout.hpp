@@ -11,6 +11,11 @@
 
 namespace cdmf {
 
+/// The largest number of rows or columns of a problem: ScaLAPACK's descriptors and BLACS
+/// hold dimensions in 32-bit ints. Readers refuse an index at or beyond it before anything is
+/// sized by it, so an index near INT64_MAX is named as such instead of wrapping around.
+inline constexpr std::int64_t kMaxDimension = 2147483647;
+
 class IndexLayout {
  public:
   /// `seed` drives the permutations (identity when `permute` is false).
@@ -50,7 +55,8 @@ class IndexLayout {
 /// Default block size: at most 64, reduced so every grid row and column holds at least one
 /// block, and within a factor of two of that the one that spreads rows and columns most evenly.
 /// Throws Error when the grid has more process rows than m or columns than n
-/// ("more ranks than the data can use").
+/// ("more ranks than the data can use"), when m or n exceeds kMaxDimension, and when
+/// `requested` (--block-size, 0: choose) is negative or larger than max(m, n).
 int choose_block_size(std::int64_t rows, std::int64_t cols, const ProcessGrid& grid,
                       int requested = 0);
 

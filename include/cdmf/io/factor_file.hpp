@@ -10,15 +10,21 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cdmf/data/layout.hpp"
 #include "cdmf/data/observations.hpp"
 #include "cdmf/data/readers.hpp"
 #include "cdmf/linalg/dist_matrix.hpp"
+#include "cdmf/model/biases.hpp"
 #include "cdmf/model/chain.hpp"
 
 namespace cdmf {
+
+namespace h5 {
+class File;
+}
 
 inline constexpr const char* kCheckpointFormat = "cdmf-checkpoint";
 inline constexpr int kCheckpointFormatVersion = 1;
@@ -40,6 +46,8 @@ struct FactorFileInfo {
   std::vector<FactorShape> shapes;     // W1..WK
   std::vector<double> lr_multipliers;  // W1..WK (1 when the attribute is absent)
   bool checksums = false;  // every factor has a "checksum" attribute (verified when read)
+  /// Root attributes clip_min, clip_max: predictions are clipped to this range (--clip).
+  std::optional<std::pair<double, double>> clip;
 };
 
 /// Collective: opens `path`, checks format == "cdmf-checkpoint" and format_version == 1, that
@@ -48,9 +56,6 @@ struct FactorFileInfo {
 /// not HDF5, wrong format/version, missing or mis-shaped factors, truncated file.
 FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path);
 
-namespace h5 {
-class File;
-}
 /// Independent: the checks of read_factor_file_info on a file that is already open (callers
 /// agree on failure with run_agreed).
 FactorFileInfo inspect_factor_file(const h5::File& file);
@@ -65,6 +70,11 @@ std::vector<DistMatrix> read_factors(const ProcessGrid& grid, const IndexLayout&
 struct FactorFileMeta {
   std::int64_t iteration = 0;
   std::string config_json = "{}";
+  /// Biases of the model (model/biases.hpp), written as /biases (attr mu; /biases/rows (m) and
+  /// /biases/cols (n), float64, original order); none when null.
+  const Biases* biases = nullptr;
+  /// Range predictions are clipped to (root attributes clip_min, clip_max); none: no clipping.
+  std::optional<std::pair<double, double>> clip;
 };
 
 class StagedWriter;
@@ -87,6 +97,12 @@ struct FactorFileExtension {
 void write_factor_file(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
                        const Chain& chain, const FactorFileMeta& meta, const IdMap& row_ids = {},
                        const IdMap& col_ids = {}, const FactorFileExtension& extension = {});
+
+/// Collective: the /biases of a factor file or checkpoint in `layout`'s permuted spaces, or
+/// nullopt when it has none. Errors name the file (wrong sizes, a missing mu).
+std::optional<Biases> read_biases(MPI_Comm comm, const std::string& path, const IndexLayout& layout);
+/// The same from a file open on every rank of its communicator.
+std::optional<Biases> read_biases(const h5::File& file, const IndexLayout& layout);
 
 /// Collective: the id maps stored in a factor file (empty when absent).
 void read_id_maps(MPI_Comm comm, const std::string& path, IdMap& row_ids, IdMap& col_ids);

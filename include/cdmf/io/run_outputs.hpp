@@ -14,6 +14,8 @@ namespace cdmf {
 /// Metrics CSV: iteration,seconds,train_loss,test_loss,train_rmse,test_rmse,recovery_error
 /// (+ `extra_columns`, filled from MetricsRow::extra); unknown values are empty fields. Rows
 /// are flushed as written so a killed run keeps its history. Opens only on `active` (rank 0).
+/// A failed write (a full disk) throws Error naming the file; the caller agrees on it across
+/// ranks (the trainer does for its row sink).
 class MetricsCsv {
  public:
   MetricsCsv(const std::string& path, bool active, bool append = false,
@@ -22,6 +24,9 @@ class MetricsCsv {
   bool is_open() const { return out_.is_open(); }
 
  private:
+  void flush_or_fail();
+
+  std::string path_;
   std::ofstream out_;
 };
 

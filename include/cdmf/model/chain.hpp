@@ -56,6 +56,14 @@ DistMatrix orthogonal_factor(const ProcessGrid& grid, const IndexLayout& layout,
                              double scale, std::uint64_t seed, std::uint32_t stream,
                              Space row_space, Space col_space);
 
+/// Throws Error unless a chain of `depth` factors at init scale eps = `init_scale` can be
+/// built and trained: depth >= 2, eps finite and positive, and eps^L (the scale of the initial
+/// end-to-end matrix, and 1/eps^L the scale compression divides by) a normal double, neither
+/// underflowing to zero (then no gradient reaches the factors, whatever the step size) nor
+/// overflowing. `width` below -1 is refused (0 stands for max(m, n), -1 for min(m, n)).
+/// Checks numbers only.
+void check_chain_options(int depth, std::int64_t width, double init_scale);
+
 /// The deep chain of the design's table: depth L, width h, W_l(0) = eps * O_l, multipliers 1.
 /// Factor l uses RNG stream Stream::kFactorInit + l.
 Chain make_deep_chain(const ProcessGrid& grid, const IndexLayout& layout, int depth,
@@ -64,5 +72,12 @@ Chain make_deep_chain(const ProcessGrid& grid, const IndexLayout& layout, int de
 
 /// The end-to-end matrix W_K ... W_1 (m x n, permuted indices).
 DistMatrix end_to_end(const Chain& chain);
+
+/// Collective over the factors' grid: "" when the chain is usable, else one line saying why
+/// not: a factor holding non-finite values ("W3 holds 12 non-finite values (inf or NaN)"), or
+/// finite factors whose norms multiply beyond 1e150 (an upper bound of ||W_K...W_1||_F), so
+/// the end-to-end matrix overflows in a product or an SVD. A diverged run's state; it must not
+/// reach LAPACK or a restart.
+std::string diverged_factors(const std::vector<DistMatrix>& factors);
 
 }  // namespace cdmf

@@ -14,10 +14,11 @@ enum class Stream : std::uint32_t {
   kColPermutation = 2,
   kTruthGaussian = 3,
   kObservedSample = 4,
-  kTruthFactorU = 5,  // the factored truth's Gaussian m x r
-  kTruthFactorV = 6,  // and n x r
-  kEntryCounts = 7,   // entries per block of rows
-  kEntryDraw = 8,     // cells drawn within a block
+  kValidationSplit = 5,
+  kTruthFactorU = 6,  // the factored truth's Gaussian m x r
+  kTruthFactorV = 7,  // and n x r
+  kEntryCounts = 8,   // entries per block of rows
+  kEntryDraw = 9,     // cells drawn within a block
   kFactorInit = 100,  // + factor index
 };
 

@@ -43,6 +43,7 @@ struct RunOptions {
   double checkpoint_every_seconds = 0.0;
   int keep_checkpoints = 3;
   std::string memory_limit;  // per rank, e.g. "8G"; empty: the machine's
+  std::string config_file;   // --config, an input no output may overwrite
   bool quiet = false;
 
   /// The entries of these options in the echoed configuration (merged into the command's).
@@ -82,9 +83,12 @@ class RunSession {
   /// Collective over MPI_COMM_WORLD: checks the shared options, builds the grid, prints
   /// "cdmf VERSION COMMAND on P ranks (grid PrxPc)" and the configuration (rank 0), prepares
   /// the checkpoint directory (removing the temporaries of killed writers) and checks every
-  /// output path (`outputs` plus --output, --metrics, --summary) before any work is done.
+  /// output path (`outputs` plus --output, --metrics, --summary) before any work is done:
+  /// each can be created, and none is the same file as one of `inputs`, --config, --restart,
+  /// a checkpoint in --checkpoint-dir, or another output, nor bears a checkpoint's name in
+  /// --checkpoint-dir (a later checkpoint would overwrite it).
   RunSession(std::string command, const RunOptions& options, nlohmann::json config,
-             std::vector<OutputFile> outputs = {});
+             std::vector<OutputFile> outputs = {}, std::vector<InputFile> inputs = {});
 
   const ProcessGrid& grid() const { return grid_; }
   const RunOptions& options() const { return options_; }
@@ -117,8 +121,10 @@ class RunSession {
   struct Training {
     const IndexLayout* layout = nullptr;  // the layout the checkpoints are written in
     CheckpointMeta meta;                  // written into every checkpoint
-    std::vector<std::string> extra_columns;
+    std::vector<std::string> extra_columns;  // the trainer's leading columns first
     Trainer::Probe probe;
+    Strategy* validation = nullptr;  // evaluated at every logged row (Trainer::set_validation)
+    bool keep_best = false;          // end with the best logged factors (TrainerConfig)
   };
 
   /// Collective: runs the trainer from `start` with the metrics file (rewritten with
@@ -133,17 +139,23 @@ class RunSession {
   const std::string& last_checkpoint() const { return last_checkpoint_; }
 
   /// Collective: writes --summary (rank 0; every rank fails if it cannot): the trainer's
-  /// result, `extra`, the configuration, phase_seconds and peak_memory_bytes.
+  /// result, `extra`, the configuration, phase_seconds and peak_memory_bytes. Written for a
+  /// diverged run too (stop_reason "diverged"), before exit_status reports the failure.
   void write_summary(const std::string& model, const TrainResult& result,
                      nlohmann::json extra);
 
   /// 0 for a finished run, kExitInterrupted for one stopped by a signal or the wall time.
+  /// A diverged run is a failure: throws Error with the trainer's diagnosis (one line on
+  /// every rank, exit 1). Call it last: a diverged run writes no factors, but its summary.
   static int exit_status(const TrainResult& result) {
+    fail_if(result.diverged(), "{}", result.diagnosis);
     return result.interrupted() ? kExitInterrupted : 0;
   }
 
  private:
   static ProcessGrid make_grid(const std::string& shape);
+  /// Collective: throws when an output would bear a checkpoint's name in --checkpoint-dir.
+  void refuse_checkpoint_names(const std::vector<OutputFile>& outputs) const;
 
   RunOptions options_;
   nlohmann::json config_;
