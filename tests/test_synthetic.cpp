@@ -207,11 +207,16 @@ TEST(FactoredRecipe, CountsAndRecipeChoice) {
 }
 
 TEST(FactoredRecipe, PlansThatCannotFitAreRefused) {
-  SyntheticSpec huge = factored_spec(3000000000, 3000000000, 10, -1, -1, 1);
+  SyntheticSpec huge = factored_spec(2000000000, 2000000000, 10, -1, -1, 1);
   huge.observed = 0.2;
+  SyntheticSpec too_wide = huge;
+  too_wide.rows = too_wide.cols = 3000000000;
   test::on_world_grid([&](const ProcessGrid& grid) {
+    // Beyond ScaLAPACK's 32-bit dimensions: refused by the validation.
+    test::expect_error(grid.comm(), "3000000000 x 3000000000", "largest supported dimension",
+                       [&] { validate_synthetic_spec(too_wide, grid); });
     validate_synthetic_spec(huge, grid);
-    test::expect_error(grid.comm(), "generate 3000000000 x 3000000000", "needs", [&] {
+    test::expect_error(grid.comm(), "generate 2000000000 x 2000000000", "needs", [&] {
       synthetic_memory_plan(huge, true).check(grid.comm(), memory_budget(grid.comm()));
     });
     // Netflix's shape with 1e7 entries fits in 8 GB a rank, not in 100 MB.

@@ -404,7 +404,8 @@ if [[ $SECTION == all || $SECTION == bad_input ]]; then
   check "generate --rank above min(rows, cols): no --out left behind" generate_fails_cleanly "--rank 20" --rows 10 --cols 10 --rank 20
   check "generate with more ranks than the matrix can use: no --out left" generate_fails_cleanly "more ranks than the data can use" --rows 1 --cols 1 --rank 1 --observed 1
   check "generate --out of an existing file" expect_error "--out notes.txt" generate --rows 10 --cols 10 --rank 2 --out notes.txt
-  check "generate 3e9 x 3e9: refused by the memory plan, no --out left" generate_fails_cleanly "needs" --rows 3e9 --cols 3e9 --rank 10
+  check "generate 3e9 x 3e9: refused at once, no --out left" generate_fails_cleanly "largest supported dimension" --rows 3e9 --cols 3e9 --rank 10
+  check "generate 2e9 x 2e9: refused by the memory plan, no --out left" generate_fails_cleanly "needs" --rows 2e9 --cols 2e9 --rank 10
   check "--init-structure of an unknown kind" expect_error "--init-structure must be auto, dense or implicit" train --data good.tsv --model compressed --rank 1 --lr 1 --init-structure haar
   check "generate --rows 2.5: not a whole number" generate_fails_cleanly "--rows must be a whole number" --rows 2.5 --cols 10 --rank 1
   check "predict --out in a missing directory" expect_error "--out no_such_dir/p.tsv" predict --checkpoint f.h5 --pairs good.tsv --out no_such_dir/p.tsv
