@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cdmf/data/layout.hpp"
@@ -22,6 +23,8 @@ namespace cdmf {
 
 inline constexpr const char* kCheckpointFormat = "cdmf-checkpoint";
 inline constexpr int kCheckpointFormatVersion = 1;
+/// Adapter files (DESIGN.md section 3): the same layout, DeltaW = W_K ... W_1 of a base.
+inline constexpr const char* kAdapterFormat = "cdmf-adapter";
 
 /// Root attributes and factor shapes of a factor file / checkpoint.
 struct FactorFileInfo {
@@ -42,18 +45,21 @@ struct FactorFileInfo {
   bool checksums = false;  // every factor has a "checksum" attribute (verified when read)
 };
 
-/// Collective: opens `path`, checks format == "cdmf-checkpoint" and format_version == 1, that
+/// Collective: opens `path`, checks format == "cdmf-checkpoint" (or "cdmf-adapter" when
+/// `allow_adapter`; an adapter is an update of a base, never a model on its own) and
+/// format_version == 1, that
 /// /factors/W1..WK exist as 2-D float64 datasets forming a chain (cols of W_{l+1} == rows of
 /// W_l, WK rows == rows, W1 cols == cols). Errors name the file and the problem: missing file,
 /// not HDF5, wrong format/version, missing or mis-shaped factors, truncated file.
-FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path);
+FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path,
+                                     bool allow_adapter = false);
 
 namespace h5 {
 class File;
 }
 /// Independent: the checks of read_factor_file_info on a file that is already open (callers
 /// agree on failure with run_agreed).
-FactorFileInfo inspect_factor_file(const h5::File& file);
+FactorFileInfo inspect_factor_file(const h5::File& file, bool allow_adapter = false);
 
 /// Collective: reads the factors of `info` into DistMatrices with `block` on `grid`, W1's
 /// columns into the layout's permuted column space and WK's rows into its permuted row
@@ -63,8 +69,16 @@ std::vector<DistMatrix> read_factors(const ProcessGrid& grid, const IndexLayout&
 
 /// What a factor file records besides the factors.
 struct FactorFileMeta {
+  // A constructor rather than an aggregate: callers brace-initialise the first two fields.
+  FactorFileMeta(std::int64_t iteration_ = 0, std::string config_json_ = "{}")
+      : iteration(iteration_), config_json(std::move(config_json_)) {}
   std::int64_t iteration = 0;
   std::string config_json = "{}";
+  std::string format = kCheckpointFormat;  // or kAdapterFormat
+  /// More root attributes (an adapter's: adapter, rank, base_fingerprint, ...).
+  std::vector<std::pair<std::string, std::string>> string_attributes;
+  std::vector<std::pair<std::string, std::int64_t>> int_attributes;
+  std::vector<std::pair<std::string, double>> double_attributes;
 };
 
 class StagedWriter;
