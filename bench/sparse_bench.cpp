@@ -23,6 +23,7 @@
 #include <sstream>
 #include <vector>
 
+#include "bench_chains.hpp"
 #include "cdmf/data/layout.hpp"
 #include "cdmf/linalg/scalapack.hpp"
 #include "cdmf/model/chain.hpp"
@@ -160,17 +161,7 @@ Case run_case(const cdmf::ProcessGrid& grid, double entries, std::int64_t k, int
   std::int64_t local = static_cast<std::int64_t>(obs.size());
   MPI_Allreduce(&local, &obs.global_count, 1, MPI_INT64_T, MPI_SUM, grid.comm());
   // A compressed-shape chain: [V^T (k x n), 3 inner k x k, U (m x k)].
-  cdmf::Chain chain;
-  chain.kind = cdmf::ModelKind::kCompressed;
-  const std::vector<cdmf::FactorShape> shapes{{k, n}, {k, k}, {k, k}, {k, k}, {m, k}};
-  for (size_t l = 0; l < shapes.size(); ++l) {
-    chain.factors.push_back(cdmf::gaussian_matrix(
-        grid, layout, shapes[l], 3, static_cast<std::uint32_t>(200 + l),
-        l + 1 == shapes.size() ? cdmf::Space::kRows : cdmf::Space::kInner,
-        l == 0 ? cdmf::Space::kCols : cdmf::Space::kInner));
-    for (double& x : chain.factors.back().local()) x /= std::sqrt(static_cast<double>(k));
-    chain.lr_multipliers.push_back(1.0);
-  }
+  const cdmf::Chain chain = cdmf::bench::compressed_shape_chain(grid, layout, m, n, k, 3);
   cdmf::SparseStrategy strategy(obs, nullptr, std::nullopt, std::nullopt, double(m) * double(n));
   std::vector<cdmf::DistMatrix> gradient;
   strategy.evaluate(chain, &gradient, false);  // warm-up (also builds the local index)

@@ -7,11 +7,6 @@
 
 namespace cdmf::cli {
 
-/// Exit status of a run that stopped before its stopping criterion, on a signal or at
-/// --max-walltime, after writing a checkpoint (EX_TEMPFAIL of sysexits.h: "try again later").
-/// Job scripts continue such a run with `--restart auto`. 0 is a finished run, 1 an error.
-inline constexpr int kExitInterrupted = 75;
-
 /// A registered subcommand and what to run when it is chosen (returns the exit status).
 struct Command {
   CLI::App* app;

@@ -90,6 +90,7 @@ TextChunk TextChunk::read(MPI_Comm comm, const std::string& path, std::int64_t d
   MPI_Comm_size(comm, &size);
   TextChunk chunk;
   chunk.path_ = path;
+  chunk.speaks_ = rank == 0;
   run_agreed(comm, [&] {
     std::ifstream in = open_input(path);
     in.seekg(0, std::ios::end);
@@ -106,9 +107,14 @@ TextChunk TextChunk::read(MPI_Comm comm, const std::string& path, std::int64_t d
     const std::int64_t end = end_of_line(in, path, hi - 1, file_end);
     // Lines start at `begin` and after every newline but a final one.
     LineReader reader(path, begin, end);
+    ProgressLine progress("scanning " + path, static_cast<double>(end - begin), "bytes",
+                          rank == 0);
     size_t newlines = 0;
+    double consumed = 0.0;
     bool ends_in_newline = false;
     for (std::string_view lines = reader.next(); !lines.empty(); lines = reader.next()) {
+      consumed += static_cast<double>(lines.size());
+      progress.update(consumed);
       newlines += static_cast<size_t>(std::count(lines.begin(), lines.end(), '\n'));
       ends_in_newline = lines.back() == '\n';
     }

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cdmf/core/progress.hpp"
+
 namespace cdmf::detail {
 
 /// "FILE:LINE", or "FILE" when `line` is 0 (no line to name): the prefix of reader errors.
@@ -58,8 +60,13 @@ class TextChunk {
   void for_each_line(Visit&& visit) const {
     if (count_ == 0) return;
     LineReader reader(path_, begin_, end_);
+    ProgressLine progress("reading " + path_, static_cast<double>(end_ - begin_), "bytes",
+                          speaks_);
     std::int64_t number = first_number_;
-    for (std::string_view lines = reader.next(); !lines.empty(); lines = reader.next())
+    double consumed = 0.0;
+    for (std::string_view lines = reader.next(); !lines.empty(); lines = reader.next()) {
+      consumed += static_cast<double>(lines.size());
+      progress.update(consumed);
       while (!lines.empty()) {
         const size_t newline = lines.find('\n');
         std::string_view line = lines.substr(0, newline);
@@ -67,6 +74,7 @@ class TextChunk {
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         visit(line, number++);
       }
+    }
   }
 
  private:
@@ -74,6 +82,7 @@ class TextChunk {
   std::int64_t begin_ = 0, end_ = 0;  // the local lines are bytes [begin_, end_)
   size_t count_ = 0;
   std::int64_t first_number_ = 1;
+  bool speaks_ = false;  // rank 0 prints the progress of long reads
 };
 
 }  // namespace cdmf::detail

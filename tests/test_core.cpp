@@ -1,9 +1,11 @@
-// Memory planning (include/cdmf/core/memory_plan.hpp): the need per rank, the rank count that
-// would fit, the one-line refusal agreed on every rank, and size parsing.
+// Core utilities: memory planning (include/cdmf/core/memory_plan.hpp: the need per rank, the
+// rank count that would fit, the one-line refusal agreed on every rank, size parsing) and the
+// progress lines of long work (include/cdmf/core/progress.hpp).
 #include <gtest/gtest.h>
 
 #include "cdmf/core/error.hpp"
 #include "cdmf/core/memory_plan.hpp"
+#include "cdmf/core/progress.hpp"
 #include "support/test_support.hpp"
 
 namespace cdmf {
@@ -77,6 +79,30 @@ TEST(MemoryPlan, PeakMemoryIsMeasured) {
   const PeakMemory peak = peak_memory(MPI_COMM_WORLD);
   EXPECT_GT(peak.max_rank, 1e6);
   EXPECT_GE(peak.total, peak.max_rank);
+}
+
+TEST(ProgressLine, QuietForShortWorkThenFractionRateAndTimeLeft) {
+  testing::internal::CaptureStdout();
+  {
+    ProgressLine short_work("short", 100.0, "items", true);  // ends within its quiet time
+    short_work.update(100.0);
+  }
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "");
+  testing::internal::CaptureStdout();
+  {
+    ProgressLine silent("not rank 0", 100.0, "items", false, 0.0, 0.0);
+    silent.update(50.0);
+  }
+  EXPECT_EQ(testing::internal::GetCapturedStdout(), "");
+  testing::internal::CaptureStdout();
+  {
+    ProgressLine reading("reading x.tsv", 4e6, "bytes", true, 0.0, 0.0);
+    reading.update(1e6);
+  }
+  const std::string out = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(out.rfind("reading x.tsv: 25% (1.0 MB of 4.0 MB), ", 0), 0u) << out;
+  EXPECT_NE(out.find("/s, "), std::string::npos) << out;
+  EXPECT_NE(out.find(" s left\nreading x.tsv: done, 1.0 MB in "), std::string::npos) << out;
 }
 
 }  // namespace

@@ -1,0 +1,345 @@
+// cdmf train as a library call (include/cdmf/run/train_run.hpp).
+#include "cdmf/run/train_run.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include <fmt/core.h>
+
+#include "cdmf/core/error.hpp"
+#include "cdmf/data/readers.hpp"
+#include "cdmf/io/checkpoint.hpp"
+#include "cdmf/io/factor_file.hpp"
+#include "cdmf/model/chain.hpp"
+#include "cdmf/model/compression.hpp"
+#include "cdmf/model/diagnostics.hpp"
+#include "cdmf/optim/optimizer.hpp"
+#include "cdmf/run/memory_estimates.hpp"
+#include "cdmf/strategy/dense_strategy.hpp"
+#include "cdmf/strategy/sparse_strategy.hpp"
+
+namespace cdmf::run {
+
+nlohmann::json TrainOptions::to_json() const {
+  nlohmann::json json = run.to_json();
+  json.update({{"data", data},
+               {"test", test},
+               {"truth", truth},
+               {"format", format},
+               {"index_base", index_base},
+               {"rows", rows},
+               {"cols", cols},
+               {"model", model},
+               {"depth", depth},
+               {"width", width},
+               {"rank", rank},
+               {"init_scale", init_scale},
+               {"lr", lr},
+               {"gamma", gamma},
+               {"optimizer", optimizer},
+               {"momentum", momentum},
+               {"beta1", beta1},
+               {"beta2", beta2},
+               {"seed", seed},
+               {"init", init},
+               {"block_size", block_size},
+               {"loss_normalization", normalization},
+               {"permute", !no_permute},
+               {"strategy", strategy},
+               {"diagnostics", diagnostics}});
+  return json;
+}
+
+namespace {
+
+struct ChainGeometry {
+  int depth;
+  std::int64_t width;
+};
+
+/// Depth and width of the chain built at init for `kind` (for `compressed`, the deep chain it
+/// is compressed from); validates rank for the thin models.
+ChainGeometry model_geometry(const TrainOptions& o, ModelKind kind, std::int64_t m,
+                             std::int64_t n) {
+  if (kind == ModelKind::kDeep || kind == ModelKind::kCompressed) {
+    fail_if(o.depth < 2, "--depth must be at least 2 (got {})", o.depth);
+    return {o.depth, o.width > 0 ? o.width : std::max(m, n)};
+  }
+  fail_if(o.rank < 1, "--model {} needs --rank (the rank estimate rhat >= 1)", o.model);
+  fail_if(2 * o.rank > std::min(m, n),
+          "--rank {}: 2*rank = {} exceeds min(rows, cols) = {} of the {} x {} matrix", o.rank,
+          2 * o.rank, std::min(m, n), m, n);
+  const int depth = kind == ModelKind::kShallow ? 2 : o.depth;
+  fail_if(depth < 2, "--depth must be at least 2 (got {})", depth);
+  return {depth, 2 * o.rank};
+}
+
+/// Whether `auto` (or the named strategy) evaluates `kind` with the sparse strategy: thin
+/// chains, unless the truth is only known as a dense matrix.
+bool uses_sparse_strategy(const std::string& name, bool thin, bool dense_truth) {
+  fail_if(name != "auto" && name != "dense" && name != "sparse",
+          "--strategy must be auto, dense or sparse (got '{}')", name);
+  return name == "sparse" || (name == "auto" && thin && !dense_truth);
+}
+
+/// The evaluation strategy for `chain`.
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const Chain& chain,
+                                        const Observations& train, const Observations* test,
+                                        Truth truth, double normalization) {
+  if (uses_sparse_strategy(name, is_thin_chain(chain), truth.matrix.has_value())) {
+    fail_if(truth.matrix.has_value(),
+            "--strategy sparse needs the truth as factors /U, /V (a dense /matrix needs --strategy "
+            "dense)");
+    return std::make_unique<SparseStrategy>(train, test, std::move(truth.u), std::move(truth.v),
+                                            normalization);
+  }
+  std::optional<DistMatrix> phi;
+  if (truth.matrix) phi = std::move(*truth.matrix);
+  if (truth.u) phi = truth_matrix_from_factors(*truth.u, *truth.v);
+  return std::make_unique<DenseStrategy>(train, test, std::move(phi), normalization);
+}
+
+/// Options that define the trajectory: a restart continues the run only with the values its
+/// checkpoint was written with (everything else, e.g. --iters, --tol, --grid, may change).
+const std::vector<std::string> kRunDefiningOptions = {
+    "model",    "depth", "width", "rank", "init_scale",         "lr",     "gamma", "optimizer",
+    "momentum", "beta1", "beta2", "seed", "loss_normalization", "permute"};
+
+/// The dimensions of the problem: explicit --rows/--cols, else the largest the data, truth,
+/// init file or checkpoint implies.
+FactorShape problem_shape(const TrainOptions& o, MPI_Comm comm, const LoadedData& data,
+                          const std::optional<FactorFileInfo>& init,
+                          const std::optional<FactorFileInfo>& restart) {
+  FactorShape shape{o.rows > 0 ? o.rows : data.rows, o.cols > 0 ? o.cols : data.cols};
+  const auto widen = [&](std::int64_t rows, std::int64_t cols) {
+    if (o.rows == 0) shape.rows = std::max(shape.rows, rows);
+    if (o.cols == 0) shape.cols = std::max(shape.cols, cols);
+  };
+  if (!o.truth.empty()) {
+    const FactorShape truth = truth_dimensions(comm, o.truth);
+    widen(truth.rows, truth.cols);
+  }
+  if (init) widen(init->rows, init->cols);
+  if (restart) widen(restart->rows, restart->cols);
+  return shape;
+}
+
+/// Throws unless checkpoint `info` continues this run: same model, shape, data set, optimizer
+/// and run-defining options.
+void check_continues_this_run(const RunSession& session, const CheckpointInfo& info,
+                              const TrainOptions& o, FactorShape shape,
+                              const DataFingerprint& data) {
+  const FactorFileInfo& f = info.factors;
+  fail_if(f.model != o.model, "{}: holds a '{}' model, not '{}'", f.path, f.model, o.model);
+  fail_if(f.rows != shape.rows || f.cols != shape.cols,
+          "{}: the checkpoint is for a {} x {} matrix but this problem is {} x {}", f.path, f.rows,
+          f.cols, shape.rows, shape.cols);
+  fail_if(!(info.data == data),
+          "{}: the checkpoint was written for another data set ({} training entries, fingerprint "
+          "{}) than {} ({} entries, fingerprint {})",
+          f.path, info.data.entries, info.data.text(), o.data, data.entries, data.text());
+  fail_if(info.optimizer != o.optimizer, "{}: holds the state of optimizer '{}', not '{}'", f.path,
+          info.optimizer, o.optimizer);
+  session.check_same_run(info, kRunDefiningOptions);
+}
+
+/// What a train checkpoint restores besides its metadata.
+struct TrainRestart {
+  LoadedCheckpoint checkpoint;
+  std::optional<IndexLayout> layout;
+};
+
+/// "train --model deep (1000 x 1000, 200000 entries)" for the memory plan's message.
+std::string run_description(const TrainOptions& o, std::int64_t m, std::int64_t n,
+                            std::int64_t entries) {
+  return fmt::format("train --model {} ({} x {}, {} entries)", o.model, m, n, entries);
+}
+
+}  // namespace
+
+int run_train(const TrainOptions& o) {
+  // Stop signals only set a flag since main() started (StopSignals there): one that came
+  // during start-up or the data load stops the run at its first iteration boundary.
+  const ModelKind kind = parse_model_kind(o.model);
+  fail_if(!(o.lr > 0.0), "--lr must be positive (got {})", o.lr);
+  fail_if(!(o.init_scale > 0.0), "--init-scale must be positive (got {})", o.init_scale);
+  fail_if(o.normalization != "mn" && o.normalization != "observed",
+          "--loss-normalization must be 'mn' or 'observed' (got '{}')", o.normalization);
+  fail_if(o.rows < 0 || o.cols < 0, "--rows and --cols must be positive");
+  RunSession session("train", o.run, o.to_json());
+  const ProcessGrid& grid = session.grid();
+
+  session.phases().enter("read");
+  ReadOptions read_options{parse_data_format(o.format), o.index_base};
+  // Not const: distribute() below takes the entries and frees them once packed for sending.
+  LoadedData data = read_data(grid.comm(), o.data, o.test, read_options);
+  const DataFingerprint fingerprint = fingerprint_entries(grid.comm(), data.train);
+  std::optional<FactorFileInfo> init_info;
+  if (!o.init.empty()) init_info = read_factor_file_info(grid.comm(), o.init);
+  const auto checkpoint_shape = [&](const CheckpointInfo& info) {
+    return problem_shape(o, grid.comm(), data, init_info, info.factors);
+  };
+  std::optional<Restart<TrainRestart>> resume = session.find_restart<TrainRestart>(
+      [&](const CheckpointInfo& info) {
+        check_continues_this_run(session, info, o, checkpoint_shape(info), fingerprint);
+      },
+      [&](const std::string&, const CheckpointInfo& info) {
+        const FactorShape shape = checkpoint_shape(info);
+        const int block = choose_block_size(shape.rows, shape.cols, grid, o.block_size);
+        TrainRestart restart;
+        restart.layout.emplace(shape.rows, shape.cols, block, o.seed, !o.no_permute);
+        restart.checkpoint = load_checkpoint(grid, *restart.layout, info, block);
+        return restart;
+      });
+  if (resume) {
+    const IndexLayout& layout = *resume->loaded.layout;
+    fail_if(resume->loaded.checkpoint.row_permutation != layout.row_permutation() ||
+                resume->loaded.checkpoint.col_permutation != layout.col_permutation(),
+            "{}: the stored row/column permutations differ from those of --seed {} (written by "
+            "another cdmf version?)",
+            resume->path, o.seed);
+  }
+
+  const FactorShape shape = resume
+                                ? FactorShape{resume->info.factors.rows, resume->info.factors.cols}
+                                : problem_shape(o, grid.comm(), data, init_info, std::nullopt);
+  const std::int64_t m = shape.rows, n = shape.cols;
+  const int block = choose_block_size(m, n, grid, o.block_size);
+
+  // Plan the memory of the run before the factors and the distributed entries exist.
+  {
+    std::int64_t entries = static_cast<std::int64_t>(data.train.size() + data.test.size());
+    MPI_Allreduce(MPI_IN_PLACE, &entries, 1, MPI_INT64_T, MPI_SUM, grid.comm());
+    TrainFootprint footprint;
+    footprint.rows = m;
+    footprint.cols = n;
+    footprint.entries = entries;
+    const std::string optimizer = o.optimizer;
+    footprint.optimizer_copies = optimizer == "adam" ? 2 : optimizer == "gd" ? 0 : 1;
+    footprint.diagnostics = o.diagnostics;
+    if (resume) {
+      footprint.depth = resume->info.factors.depth;
+      footprint.width = resume->info.factors.width;
+    } else if (init_info && kind != ModelKind::kCompressed) {
+      footprint.depth = init_info->depth;
+      footprint.width = init_info->width;
+    } else {
+      const ChainGeometry geometry = model_geometry(o, kind, m, n);
+      footprint.depth = geometry.depth;
+      footprint.width = geometry.width;
+      if (kind == ModelKind::kCompressed) {
+        footprint.deep_init_depth = init_info ? init_info->depth : geometry.depth;
+        footprint.deep_init_width = init_info ? init_info->width : geometry.width;
+        footprint.depth = footprint.deep_init_depth + 2;
+        footprint.width = 2 * o.rank;
+      }
+    }
+    const bool thin = kind != ModelKind::kDeep;
+    footprint.dense_strategy = !uses_sparse_strategy(o.strategy, thin, false);
+    session.check_memory(plan_train_memory(run_description(o, m, n, entries), footprint, grid));
+  }
+
+  const IndexLayout layout =
+      resume ? *resume->loaded.layout : IndexLayout(m, n, block, o.seed, !o.no_permute);
+  const Observations train = distribute(grid, std::move(data.train), layout);
+  std::optional<Observations> test;
+  if (!o.test.empty()) test = distribute(grid, std::move(data.test), layout);
+  Truth truth;
+  if (!o.truth.empty()) truth = read_truth(grid, layout, o.truth, block);
+  const double normalization = o.normalization == "mn"
+                                   ? static_cast<double>(m) * static_cast<double>(n)
+                                   : static_cast<double>(train.global_count);
+
+  session.phases().enter("init");
+  Chain chain;
+  TrainerState start;
+  if (resume) {
+    chain = std::move(resume->loaded.checkpoint.chain);
+    start = std::move(resume->loaded.checkpoint.state);
+    if (session.is_root())
+      fmt::print(
+          "restart: continuing from {} at iteration {} ({:.2f} s of training so far, "
+          "written on {} ranks, grid {}; read in {:.2f} s)\n",
+          resume->path, start.iteration, start.seconds, resume->info.ranks, resume->info.grid,
+          resume->read_seconds);
+  } else if (init_info) {
+    fail_if(init_info->rows != m || init_info->cols != n,
+            "{}: the init factors are {} x {} but the data is {} x {}", o.init, init_info->rows,
+            init_info->cols, m, n);
+    chain.kind = parse_model_kind(init_info->model);
+    chain.factors = read_factors(grid, layout, *init_info, block);
+    chain.lr_multipliers = init_info->lr_multipliers;
+  } else {
+    const ChainGeometry geometry = model_geometry(o, kind, m, n);
+    chain = make_deep_chain(grid, layout, geometry.depth, geometry.width, o.init_scale, o.seed,
+                            kind == ModelKind::kCompressed ? ModelKind::kDeep : kind);
+  }
+  // A compressed model starts from a deep init (built or read), compressed here with the
+  // first gradient of the deep chain (dense: the deep chain is h x n).
+  if (kind == ModelKind::kCompressed && chain.kind != ModelKind::kCompressed) {
+    session.phases().enter("compress");
+    DenseStrategy deep_loss(train, nullptr, std::nullopt, normalization);
+    chain = compress_chain(chain, deep_loss, {o.rank, o.gamma, o.init_scale});
+  }
+  session.phases().enter("init");
+  const std::unique_ptr<Strategy> strategy = make_strategy(
+      o.strategy, chain, train, test ? &*test : nullptr, std::move(truth), normalization);
+  fail_if(chain.kind != kind, "{}: holds a '{}' model, not '{}'", o.init, model_name(chain.kind),
+          o.model);
+  OptimizerConfig optimizer_config{parse_optimizer_kind(o.optimizer), o.lr, o.momentum, o.beta1,
+                                   o.beta2};
+  Optimizer optimizer(optimizer_config, chain);
+  if (resume) restore_optimizer(resume->loaded.checkpoint, optimizer, resume->path);
+  if (session.is_root())
+    fmt::print(
+        "data: {} x {}, {} training entries{}; model {}: {} factors, width {}, {} strategy\n", m, n,
+        train.global_count, test ? fmt::format(", {} test entries", test->global_count) : "",
+        o.model, chain.depth(), chain.width(),
+        dynamic_cast<const SparseStrategy*>(strategy.get()) ? "sparse" : "dense");
+
+  // Diagnostics measure W_l(t) - W_l(0): a restart takes W_l(0) from the checkpoint.
+  std::optional<Chain> initial;
+  if (o.diagnostics) {
+    initial.emplace(chain);
+    if (resume) {
+      fail_if(!resume->loaded.checkpoint.diagnostics_initial,
+              "{}: --diagnostics needs W_l(0), which this checkpoint lacks (the run was started "
+              "without --diagnostics)",
+              resume->path);
+      initial->factors = std::move(*resume->loaded.checkpoint.diagnostics_initial);
+    }
+  } else {
+    for (MetricsRow& row : start.history) row.extra.clear();  // columns of diagnostics now off
+  }
+  std::optional<CompressibilityProbe> probe;
+  if (initial) probe.emplace(*initial, 5);
+  RunSession::Training training;
+  training.layout = &layout;
+  training.extra_columns = probe ? probe->column_names() : std::vector<std::string>{};
+  if (resume && probe)
+    fail_if(resume->loaded.checkpoint.extra_metric_columns != training.extra_columns,
+            "{}: the stored metrics columns differ from those of --diagnostics", resume->path);
+  if (probe) training.probe = [&](const Chain& c) { return probe->measure(c); };
+  training.meta = CheckpointMeta{session.config().dump(), fingerprint,
+                                 &data.row_ids,           &data.col_ids,
+                                 training.extra_columns,  initial ? &initial->factors : nullptr};
+
+  const TrainResult result = session.train(chain, *strategy, optimizer, std::move(start), training);
+
+  session.phases().enter("output");
+  if (!o.run.output.empty())
+    write_factor_file(grid, layout, o.run.output, chain,
+                      {result.iterations, session.config().dump()}, data.row_ids, data.col_ids);
+  session.write_summary(o.model, result,
+                        {{"rows", m},
+                         {"cols", n},
+                         {"train_entries", train.global_count},
+                         {"data_fingerprint", fingerprint.text()},
+                         {"restarted_from",
+                          resume ? nlohmann::json(resume->path) : nlohmann::json(nullptr)}});
+  return RunSession::exit_status(result);
+}
+
+}  // namespace cdmf::run
