@@ -63,6 +63,17 @@ AdapterFileInfo read_adapter_info(MPI_Comm comm, const std::string& path) {
   return info;
 }
 
+bool is_adapter_file(MPI_Comm comm, const std::string& path) {
+  try {
+    const h5::File file = h5::File::open(comm, path);
+    int adapter = 0;
+    run_agreed(comm, [&] { adapter = file.attributes().get_string("format") == std::string(kAdapterFormat); });
+    return adapter != 0;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 void check_adapter_base(const AdapterFileInfo& info, const std::string& base_path,
                         const std::string& base_fingerprint) {
   fail_if(info.base_fingerprint != base_fingerprint,

@@ -41,6 +41,10 @@ void write_adapter_file(const ProcessGrid& grid, const IndexLayout& layout, cons
 /// checks, every adapter attribute present). Errors name the file.
 AdapterFileInfo read_adapter_info(MPI_Comm comm, const std::string& path);
 
+/// Collective: whether `path` is an HDF5 file whose format attribute says "cdmf-adapter"
+/// (false for anything else, including a missing or unreadable file: its readers report those).
+bool is_adapter_file(MPI_Comm comm, const std::string& path);
+
 /// Throws unless the adapter was fitted to a base with fingerprint `base_fingerprint`.
 void check_adapter_base(const AdapterFileInfo& info, const std::string& base_path,
                         const std::string& base_fingerprint);
