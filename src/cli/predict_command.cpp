@@ -69,6 +69,7 @@ void run_predict(const PredictOptions& o) {
   Observations requested;
   requested.rows = pairs.rows;
   requested.cols = pairs.cols;
+  requested.values.assign(pairs.size(), 0.0);  // its size is the number of entries
   pairs.values = base_values(model, requested);
   if (adapted) {
     const std::vector<double> w0 = base_values(base, requested);
