@@ -7,7 +7,8 @@ build="${1:-$here/build}"
 
 packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libscalapack-openmpi-dev
           libopenblas-dev libhdf5-openmpi-dev hdf5-tools libgtest-dev libcli11-dev
-          nlohmann-json3-dev libfmt-dev python3 python3-numpy python3-h5py)
+          nlohmann-json3-dev libfmt-dev python3 python3-numpy python3-h5py
+          python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -264,12 +264,14 @@ TEST(Triplets, LongFilesAndLongLinesAreReadPieceByPiece) {
                {bad + ":390: expected 'row col value', got '1 2 3 4444", "...'"});
 }
 
-TEST(Triplets, DimensionsAreTheLargerOfTrainAndTest) {
+// A test file never widens the problem: its entries beyond the training dimensions are
+// cold-start pairs (the run layer scores them apart).
+TEST(Triplets, DimensionsComeFromTheTrainingFileAlone) {
   const std::string dir = test::temp_dir("dims");
   test::write_text_file(dir + "/train.tsv", "0 0 1\n4 7 2\n");
   test::write_text_file(dir + "/test.tsv", "9 1 3\n");
   const LoadedData loaded = read_data(MPI_COMM_WORLD, dir + "/train.tsv", dir + "/test.tsv", {});
-  EXPECT_EQ(loaded.rows, 10);
+  EXPECT_EQ(loaded.rows, 5);
   EXPECT_EQ(loaded.cols, 8);
   EXPECT_EQ(all_entries(MPI_COMM_WORLD, loaded.test), (std::vector<Entry>{{9, 1, 3.0, 1}}));
   EXPECT_EQ(loaded.test.file, dir + "/test.tsv");
@@ -277,7 +279,8 @@ TEST(Triplets, DimensionsAreTheLargerOfTrainAndTest) {
 
 TEST(MovieLens, IdsBecomeDenseIndicesAndWriteTripletsMapsThemBack) {
   const std::string dir = test::temp_dir("movielens");
-  // Sparse, unordered ids; the test file has no header and a user the training file lacks.
+  // Sparse, unordered ids; the test file has no header, a user and a movie the training file
+  // lacks (cold start: index -1, the ids define nothing).
   std::string train = "userId,movieId,rating,timestamp\r\n", expected_output;
   std::vector<std::pair<std::int64_t, std::int64_t>> train_ids;
   for (int k = 0; k < 300; ++k) {
@@ -291,7 +294,7 @@ TEST(MovieLens, IdsBecomeDenseIndicesAndWriteTripletsMapsThemBack) {
   test::write_text_file(dir + "/test.csv", "7,50000,4.0,1\n1000,7,1.5,2\n");
   const LoadedData loaded = read_data(MPI_COMM_WORLD, dir + "/ratings.csv", dir + "/test.csv", {});
 
-  std::vector<std::int64_t> users{7}, movies{7};
+  std::vector<std::int64_t> users, movies;
   for (const auto& [user, movie] : train_ids) {
     users.push_back(user);
     movies.push_back(movie);
@@ -313,8 +316,8 @@ TEST(MovieLens, IdsBecomeDenseIndicesAndWriteTripletsMapsThemBack) {
   }
   EXPECT_EQ(
       all_entries(MPI_COMM_WORLD, loaded.test),
-      (std::vector<Entry>{{0, static_cast<std::int64_t>(movies.size()) - 1, 4.0, 1},
-                          {static_cast<std::int64_t>(loaded.row_ids.index_of(1000)), 0, 1.5, 2}}));
+      (std::vector<Entry>{{-1, static_cast<std::int64_t>(movies.size()) - 1, 4.0, 1},
+                          {static_cast<std::int64_t>(loaded.row_ids.index_of(1000)), -1, 1.5, 2}}));
 
   const std::string out = dir + "/written.tsv";
   write_triplets(MPI_COMM_WORLD, out, loaded.train, loaded.row_ids, loaded.col_ids);

@@ -10,6 +10,7 @@
 
 #include "cdmf/io/adapter_file.hpp"
 #include "cdmf/io/checkpoint.hpp"
+#include "cdmf/io/factor_file.hpp"
 #include "cdmf/io/run_outputs.hpp"
 #include "cdmf/model/chain.hpp"
 #include "cdmf/model/spectrum.hpp"
@@ -75,6 +76,8 @@ void run_inspect(const std::string& path, int top, int tail) {
     chain.lr_multipliers = f.lr_multipliers;
   }
   const std::vector<double> sigma = end_to_end_singular_values(chain);
+  const std::optional<Biases> biases =
+      loaded ? std::move(loaded->biases) : read_biases(grid.comm(), path, layout);
   if (!grid.is_root()) return;
 
   fmt::print("file           {}\n", path);
@@ -101,6 +104,18 @@ void run_inspect(const std::string& path, int top, int tail) {
     fmt::print("data           {} training entries, fingerprint {}\n", info.data.entries,
                info.data.text());
   }
+  if (biases) {
+    const auto range = [](const std::vector<double>& v) {
+      const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+      return v.empty() ? std::string("none") : fmt::format("{:.4f} .. {:.4f}", *lo, *hi);
+    };
+    fmt::print("biases         mu {:.6f}; {} row biases in {}; {} column biases in {}\n",
+               biases->mu, biases->rows.size(), range(biases->rows), biases->cols.size(),
+               range(biases->cols));
+  } else {
+    fmt::print("biases         none (X is the chain alone)\n");
+  }
+  if (f.clip) fmt::print("clip           predictions clipped to [{}, {}]\n", f.clip->first, f.clip->second);
   fmt::print("integrity      {}\n", f.checksums ? "every dataset read back, checksums match"
                                                 : "every factor read back (no checksums recorded)");
   if (loaded) {

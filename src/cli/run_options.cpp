@@ -5,7 +5,9 @@ namespace cdmf::cli {
 void add_run_options(CLI::App& sub, run::RunOptions& o, const std::string& output_help) {
   sub.add_option("--iters", o.iters, "maximum iterations")->capture_default_str();
   sub.add_option("--tol", o.tol, "stop when train loss < tol")->capture_default_str();
-  sub.add_option("--patience", o.patience, "early stopping: log steps without test improvement");
+  sub.add_option("--patience", o.patience,
+                 "early stopping: log steps without improvement of the validation loss (the test "
+                 "loss without a validation set)");
   sub.add_option("--output", o.output, output_help);
   sub.add_option("--metrics", o.metrics, "metrics CSV, one row per log step");
   sub.add_option("--summary", o.summary, "JSON summary of the run");

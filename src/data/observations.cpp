@@ -169,6 +169,12 @@ Observations distribute_entries(const ProcessGrid& grid, const EntryList& entrie
 }
 }  // namespace
 
+std::vector<double> Observations::targets() const {
+  std::vector<double> result(values);
+  for (size_t e = 0; e < offsets.size(); ++e) result[e] -= offsets[e];
+  return result;
+}
+
 Observations distribute(const ProcessGrid& grid, const EntryList& entries,
                         const IndexLayout& layout) {
   return distribute_entries(grid, entries, layout, nullptr);

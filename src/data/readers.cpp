@@ -173,13 +173,16 @@ IdMap gather_ids(MPI_Comm comm, const std::vector<const std::vector<std::int64_t
 }
 
 // Collective: replaces ids by dense indices through the non-empty maps.
-void map_ids(MPI_Comm comm, EntryList& list, const IdMap& row_ids, const IdMap& col_ids) {
+/// Unknown ids become -1 when `unknown_as_missing`, else an error.
+void map_ids(MPI_Comm comm, EntryList& list, const IdMap& row_ids, const IdMap& col_ids,
+             bool unknown_as_missing = false) {
   run_agreed(comm, [&] {
     const auto map = [&](std::vector<std::int64_t>& values, const IdMap& ids, const char* what) {
       if (ids.empty()) return;
       for (size_t k = 0; k < values.size(); ++k) {
         const std::int64_t index = ids.index_of(values[k]);
-        if (index < 0) fail("{}: unknown {} {}", detail::location(list.file, list.lines[k]), what, values[k]);
+        if (index < 0 && !unknown_as_missing)
+          fail("{}: unknown {} {}", detail::location(list.file, list.lines[k]), what, values[k]);
         values[k] = index;
       }
     };
@@ -251,28 +254,33 @@ LoadedData read_data(MPI_Comm comm, const std::string& train_path, const std::st
   data.train = std::move(train.entries);
   data.test = std::move(test.entries);
   if (ids) {
-    data.row_ids = gather_ids(comm, {&data.train.rows, &data.test.rows});
-    data.col_ids = gather_ids(comm, {&data.train.cols, &data.test.cols});
+    // The training ids alone define the problem: a test id unseen in training maps to -1.
+    data.row_ids = gather_ids(comm, {&data.train.rows});
+    data.col_ids = gather_ids(comm, {&data.train.cols});
     map_ids(comm, data.train, data.row_ids, data.col_ids);
-    map_ids(comm, data.test, data.row_ids, data.col_ids);
+    map_ids(comm, data.test, data.row_ids, data.col_ids, /*unknown_as_missing=*/true);
     data.rows = static_cast<std::int64_t>(data.row_ids.ids.size());
     data.cols = static_cast<std::int64_t>(data.col_ids.ids.size());
   } else {
-    data.rows = std::max(train.rows, test.rows);
-    data.cols = std::max(train.cols, test.cols);
+    data.rows = train.rows;
+    data.cols = train.cols;
   }
   return data;
 }
 
 EntryList read_pairs(MPI_Comm comm, const std::string& path, const ReadOptions& options,
-                     const IdMap& row_ids, const IdMap& col_ids) {
+                     const IdMap& row_ids, const IdMap& col_ids, PairIds* original) {
   check_index_base(options);
   const DataFormat format = detect_format(comm, path, options.format);
   fail_if(format == DataFormat::kMovieLens && (row_ids.empty() || col_ids.empty()),
           "{}: MovieLens ids need the id maps of a model trained on MovieLens data", path);
   FileEntries pairs = read_file(comm, path, format, Purpose::kPairs, !row_ids.empty(),
                                 !col_ids.empty(), options.index_base);
-  map_ids(comm, pairs.entries, row_ids, col_ids);
+  if (original) {
+    original->rows = pairs.entries.rows;
+    original->cols = pairs.entries.cols;
+  }
+  map_ids(comm, pairs.entries, row_ids, col_ids, original != nullptr);
   return std::move(pairs.entries);
 }
 

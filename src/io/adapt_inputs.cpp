@@ -77,6 +77,10 @@ BaseFileInfo read_base_info(MPI_Comm comm, const std::string& path) {
       } else {
         fail_if(!file.has("/factors"),
                 "{}: not a base (expected a dense /W or a cdmf factor file with /factors)", path);
+        fail_if(file.has("/biases"),
+                "{}: a model with biases (train --biases) cannot be a base yet: its values are "
+                "the chain plus the biases, which adapt does not add",
+                path);
       }
     });
   }

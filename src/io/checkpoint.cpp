@@ -35,6 +35,7 @@ constexpr const char* kGenerator = "philox4x32-10";
 std::string moment_name(const char* moment, int l) {
   return fmt::format("/optimizer/{}/W{}", moment, l + 1);
 }
+std::string best_name(int l) { return fmt::format("/trainer/best/W{}", l + 1); }
 std::string diagnostics_name(int l) { return fmt::format("/diagnostics/initial/W{}", l + 1); }
 
 int comm_rank(MPI_Comm comm) {
@@ -328,6 +329,12 @@ void write_checkpoint(const ProcessGrid& grid, const IndexLayout& layout, const 
       attributes.set_double("elapsed_seconds", state.seconds);
       attributes.set_double("best_test_loss", state.best_test_loss);
       attributes.set_int("stale_logs", state.stale_logs);
+      attributes.set_int("best_iteration", state.best_iteration);
+    }
+    if (!state.best_factors.empty()) {
+      file.create_group("/trainer/best");
+      for (int l = 0; l < depth; ++l)
+        writer.add_matrix(best_name(l), state.best_factors[l], layout, factor_indexing(l, depth));
     }
 
     // The history is the same on every rank but for the clock readings: rank 0's is written.
@@ -359,7 +366,9 @@ void write_checkpoint(const ProcessGrid& grid, const IndexLayout& layout, const 
   std::uint64_t factor_entries = 0;
   for (const DistMatrix& w : chain.factors)
     factor_entries += static_cast<std::uint64_t>(w.rows() * w.cols());
-  const std::uint64_t matrices = first.size() + second.size() +
+  fail_if(!state.best_factors.empty() && static_cast<int>(state.best_factors.size()) != depth,
+          "cannot write {}: {} best factors for {} factors", path, state.best_factors.size(), depth);
+  const std::uint64_t matrices = first.size() + second.size() + state.best_factors.size() +
                                  (meta.diagnostics_initial ? static_cast<std::uint64_t>(depth) : 0);
   const std::uint64_t columns = 7 + meta.extra_metric_columns.size();
   FactorFileExtension extension;
@@ -369,7 +378,7 @@ void write_checkpoint(const ProcessGrid& grid, const IndexLayout& layout, const 
   extension.objects = 10 + matrices + 2 + columns;
   extension.declare = declare;
   const IdMap none;
-  write_factor_file(grid, layout, path, chain, {state.iteration, meta.config_json},
+  write_factor_file(grid, layout, path, chain, {state.iteration, meta.config_json, meta.biases, meta.clip},
                     meta.row_ids ? *meta.row_ids : none, meta.col_ids ? *meta.col_ids : none,
                     extension);
 }
@@ -416,7 +425,12 @@ LoadedCheckpoint load_checkpoint(const ProcessGrid& grid, const IndexLayout& lay
     const h5::Attributes trainer = trainer_group.attributes();
     state.best_test_loss = trainer.get_double("best_test_loss").value();
     state.stale_logs = trainer.get_int("stale_logs").value();
+    // Checkpoints written before best_iteration existed kept no best factors.
+    state.best_iteration = trainer.get_int("best_iteration").value_or(-1);
   });
+  if (file.has("/trainer/best"))
+    state.best_factors = read_factor_shaped(grid, layout, file, factors, block, best_name);
+  loaded.biases = read_biases(file, layout);
 
   const std::vector<std::int64_t> iterations = read_whole_int64(file, "/metrics/iteration");
   std::vector<std::vector<double>> columns;

@@ -131,6 +131,8 @@ FactorFileInfo inspect_factor_file(const h5::File& file, bool allow_adapter) {
   info.cdmf_version = root.get_string("cdmf_version").value_or("");
   info.iteration = root.get_int("iteration").value_or(0);
   info.created = root.get_string("created").value_or("");
+  const std::optional<double> clip_min = root.get_double("clip_min"), clip_max = root.get_double("clip_max");
+  if (clip_min && clip_max) info.clip = std::make_pair(*clip_min, *clip_max);
   info.config_json = root.get_string("config").value_or("{}");
 
   fail_if(!file.has("/factors"), "{}: /factors is missing", path);
@@ -180,6 +182,10 @@ void write_root_attributes(h5::Attributes root, const Chain& chain, const Factor
   root.set_int("iteration", meta.iteration);
   root.set_string("created", created);
   root.set_string("config", meta.config_json);
+  if (meta.clip) {
+    root.set_double("clip_min", meta.clip->first);
+    root.set_double("clip_max", meta.clip->second);
+  }
   for (const auto& [name, value] : meta.string_attributes) root.set_string(name, value);
   for (const auto& [name, value] : meta.int_attributes) root.set_int(name, value);
   for (const auto& [name, value] : meta.double_attributes) root.set_double(name, value);
@@ -231,6 +237,10 @@ void write_factor_file(const ProcessGrid& grid, const IndexLayout& layout, const
   for (const DistMatrix& w : chain.factors) bytes += 8 * static_cast<std::uint64_t>(w.rows() * w.cols());
   bytes += 8 * (row_ids.ids.size() + col_ids.ids.size());
   objects += chain.factors.size() + 2;
+  if (meta.biases) {
+    bytes += 8 * (meta.biases->rows.size() + meta.biases->cols.size());
+    objects += 3;
+  }
   std::uint64_t text = meta.config_json.size() + created.size() + 256;
   for (const auto& attribute : meta.string_attributes)
     text += attribute.first.size() + attribute.second.size() + 64;
@@ -250,11 +260,55 @@ void write_factor_file(const ProcessGrid& grid, const IndexLayout& layout, const
       if (!row_ids.empty() || !col_ids.empty()) file.create_group("/ids");
       if (!row_ids.empty()) stage_ids(writer, "/ids/rows", row_ids, "row", grid.comm());
       if (!col_ids.empty()) stage_ids(writer, "/ids/cols", col_ids, "column", grid.comm());
+      if (meta.biases) {
+        file.create_group("/biases").attributes().set_double("mu", meta.biases->mu);
+        const int ranks = grid.size(), rank = grid.rank();
+        for (const auto& [name, values] :
+             {std::pair<const char*, std::vector<double>>{"/biases/rows",
+                                                          meta.biases->rows_original(layout)},
+              {"/biases/cols", meta.biases->cols_original(layout)}}) {
+          const auto total = static_cast<std::int64_t>(values.size());
+          const RowSlab slab = row_slab(total, ranks, rank);
+          writer.add_float64(name, total, slab.first,
+                             {values.begin() + slab.first, values.begin() + slab.first + slab.count});
+        }
+      }
       if (extension.declare) extension.declare(writer);
       writer.write_all();
     }
     file.close();
   });
+}
+
+std::optional<Biases> read_biases(MPI_Comm comm, const std::string& path,
+                                  const IndexLayout& layout) {
+  const h5::File file = h5::File::open(comm, path);
+  return read_biases(file, layout);
+}
+
+std::optional<Biases> read_biases(const h5::File& file, const IndexLayout& layout) {
+  const MPI_Comm comm = file.comm();
+  const std::string& path = file.path();
+  bool present = false;
+  double mu = 0.0;
+  run_agreed(comm, [&] {
+    present = file.has("/biases");
+    if (!present) return;
+    const h5::Group group = file.open_group("/biases");
+    const std::optional<double> stored = group.attributes().get_double("mu");
+    fail_if(!stored, "{}: /biases has no attribute mu", path);
+    mu = *stored;
+  });
+  if (!present) return std::nullopt;
+  const std::vector<double> rows = read_whole_float64(file, "/biases/rows");
+  const std::vector<double> cols = read_whole_float64(file, "/biases/cols");
+  run_agreed(comm, [&] {
+    fail_if(static_cast<std::int64_t>(rows.size()) != layout.rows() ||
+                static_cast<std::int64_t>(cols.size()) != layout.cols(),
+            "{}: /biases/rows and /biases/cols have {} and {} entries for a {} x {} model", path,
+            rows.size(), cols.size(), layout.rows(), layout.cols());
+  });
+  return Biases::from_original(layout, mu, rows, cols);
 }
 
 void read_id_maps(MPI_Comm comm, const std::string& path, IdMap& row_ids, IdMap& col_ids) {

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <memory>
 #include <optional>
 
@@ -322,48 +321,31 @@ int run_adapt(const AdaptOptions& o) {
                o.adapter, o.rank, chain.depth(), chain.width(), parameters,
                linear ? "" : sparse ? ", sparse strategy" : ", dense strategy");
 
-  // --patience keeps the best adapter on the test set: at every logged row the probe
-  // evaluates the test loss (what the trainer compares) and copies the factors when it improves.
+  // --patience keeps the best adapter on the test set: the trainer keeps the factors of the
+  // best logged test loss (in its checkpoints too, so a restart keeps them) and ends with them.
   const bool has_test = linear ? !o.test_samples.empty() : test.has_value();
-  std::optional<std::vector<DistMatrix>> best;
-  double best_loss = std::numeric_limits<double>::infinity();
-  std::int64_t best_iteration = -1;
   RunSession::Training training;
   training.layout = &layout;
-  training.meta = CheckpointMeta{session.config().dump(), fingerprint, &base_row_ids, &base_col_ids,
-                                 {}, nullptr};
-  if (o.run.patience > 0 && has_test)
-    training.probe = [&](const Chain& c) {
-      const Evaluation e = strategy.evaluate(c, nullptr, true);
-      const double loss = e.test_sse / (2.0 * strategy.normalization());
-      if (loss < best_loss) {
-        best_loss = loss;
-        best_iteration = optimizer.step_count();
-        best = c.factors;
-      }
-      return std::vector<double>{};
-    };
+  training.meta.config_json = session.config().dump();
+  training.meta.data = fingerprint;
+  training.meta.row_ids = &base_row_ids;
+  training.meta.col_ids = &base_col_ids;
+  training.keep_best = o.run.patience > 0 && has_test;
   const TrainResult result = session.train(chain, strategy, optimizer, std::move(start), training);
 
   session.phases().enter("output");
-  Chain written = chain;
-  if (best) written.factors = std::move(*best);
-  if (!best)  // without --patience: the best logged test loss, for the summary only
-    for (const MetricsRow& row : result.history)
-      if (std::isfinite(row.test_loss) && row.test_loss < best_loss) {
-        best_loss = row.test_loss;
-        best_iteration = row.iteration;
-      }
+  const bool best = training.keep_best && !result.interrupted() && result.best_iteration >= 0;
+  const Chain& written = chain;  // the best logged iterate when `best`
   const std::string measurement = linear ? "linear" : "entries";
   write_adapter_file(grid, layout, o.run.output, written,
                      {config, measurement, base_digest,
-                      best ? best_iteration : result.iterations, session.config().dump()},
+                      best ? result.best_iteration : result.iterations, session.config().dump()},
                      base_row_ids, base_col_ids);
   if (!o.export_peft.empty()) export_peft(layout, written, o.export_peft, o.target_module);
   const UpdateSpectrum spectrum = update_spectrum(written, 16);
   if (session.is_root())
     fmt::print("adapter {} written ({}): update rank {}, top singular value {:.4e}{}\n",
-               o.run.output, best ? fmt::format("the best on the test set, iteration {}", best_iteration)
+               o.run.output, best ? fmt::format("the best on the test set, iteration {}", result.best_iteration)
                                   : std::string("the final iterate"),
                spectrum.rank, spectrum.top.empty() ? 0.0 : spectrum.top.front(),
                o.export_peft.empty() ? "" : fmt::format("; PEFT export in {}", o.export_peft));
@@ -379,8 +361,9 @@ int run_adapt(const AdaptOptions& o) {
        {"rows", m},
        {"cols", n},
        {"trainable_parameters", parameters},
-       {"best_test_loss", number_or_null(best_loss)},
-       {"best_iteration", best_iteration >= 0 ? nlohmann::json(best_iteration) : nlohmann::json(nullptr)},
+       {"best_test_loss", number_or_null(result.best_loss)},
+       {"best_iteration",
+        result.best_iteration >= 0 ? nlohmann::json(result.best_iteration) : nlohmann::json(nullptr)},
        {"written_iterate", best ? "best" : "final"},
        {"update_rank", spectrum.rank},
        {"update_singular_values", spectrum.top},

@@ -166,6 +166,7 @@ TrainResult RunSession::train(Chain& chain, Strategy& strategy, Optimizer& optim
                                o.log_every,      o.patience,
                                o.checkpoint_every, o.checkpoint_every_seconds,
                                budget};
+  trainer_config.keep_best = training.keep_best;
   Trainer trainer(
       trainer_config,
       [&](const MetricsRow& row) {
@@ -176,6 +177,7 @@ TrainResult RunSession::train(Chain& chain, Strategy& strategy, Optimizer& optim
         }
       },
       [] { return StopSignals::received(); }, training.probe);
+  trainer.set_validation(training.validation);
 
   if (checkpoints_) {
     const IndexLayout& layout = *training.layout;

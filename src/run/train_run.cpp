@@ -2,16 +2,22 @@
 #include "cdmf/run/train_run.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include <fmt/core.h>
 
+#include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
 #include "cdmf/data/readers.hpp"
+#include "cdmf/data/split.hpp"
 #include "cdmf/io/checkpoint.hpp"
 #include "cdmf/io/factor_file.hpp"
+#include "cdmf/model/biases.hpp"
 #include "cdmf/model/chain.hpp"
 #include "cdmf/model/compression.hpp"
 #include "cdmf/model/diagnostics.hpp"
@@ -48,7 +54,13 @@ nlohmann::json TrainOptions::to_json() const {
                {"loss_normalization", normalization},
                {"permute", !no_permute},
                {"strategy", strategy},
-               {"diagnostics", diagnostics}});
+               {"diagnostics", diagnostics},
+               {"preset", preset},
+               {"biases", biases},
+               {"bias_reg", bias_reg},
+               {"bias_sweeps", bias_sweeps},
+               {"validation", validation},
+               {"clip", clip}});
   return json;
 }
 
@@ -65,7 +77,9 @@ ChainGeometry model_geometry(const TrainOptions& o, ModelKind kind, std::int64_t
                              std::int64_t n) {
   if (kind == ModelKind::kDeep || kind == ModelKind::kCompressed) {
     fail_if(o.depth < 2, "--depth must be at least 2 (got {})", o.depth);
-    return {o.depth, o.width > 0 ? o.width : std::max(m, n)};
+    fail_if(o.width < -1, "--width must be positive, 0 (max(m, n)) or -1 (min(m, n)) (got {})",
+            o.width);
+    return {o.depth, o.width > 0 ? o.width : (o.width < 0 ? std::min(m, n) : std::max(m, n))};
   }
   fail_if(o.rank < 1, "--model {} needs --rank (the rank estimate rhat >= 1)", o.model);
   fail_if(2 * o.rank > std::min(m, n),
@@ -105,7 +119,8 @@ std::unique_ptr<Strategy> make_strategy(const std::string& name, const Chain& ch
 /// checkpoint was written with (everything else, e.g. --iters, --tol, --grid, may change).
 const std::vector<std::string> kRunDefiningOptions = {
     "model",    "depth", "width", "rank", "init_scale",         "lr",     "gamma", "optimizer",
-    "momentum", "beta1", "beta2", "seed", "loss_normalization", "permute"};
+    "momentum", "beta1", "beta2", "seed", "loss_normalization", "permute", "biases", "bias_reg",
+    "bias_sweeps", "validation"};
 
 /// The dimensions of the problem: explicit --rows/--cols, else the largest the data, truth,
 /// init file or checkpoint implies.
@@ -151,6 +166,63 @@ struct TrainRestart {
   std::optional<IndexLayout> layout;
 };
 
+/// Collective: [min, max] of the values of `set` over every rank (the range --clip keeps).
+std::pair<double, double> value_range(MPI_Comm comm, const Observations& set) {
+  double range[2] = {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()};
+  for (double v : set.values) {
+    range[0] = std::min(range[0], v);
+    range[1] = std::min(range[1], -v);
+  }
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_DOUBLE, MPI_MIN, comm), "MPI_Allreduce");
+  return {range[0], -range[1]};
+}
+
+/// Collective: the squared error summed over the cold-start test pairs of every rank and their
+/// number. Each is predicted from what is known: mu plus the bias of its known side, or the
+/// training mean without biases; clipped like every prediction.
+std::pair<double, std::int64_t> cold_start_sse(MPI_Comm comm, const EntryList& cold,
+                                               const IndexLayout& layout,
+                                               const std::optional<Biases>& biases,
+                                               const Observations& train,
+                                               const std::optional<std::pair<double, double>>& clip) {
+  double mean[2] = {0.0, static_cast<double>(train.global_count)};
+  if (!biases) {
+    for (double v : train.values) mean[0] += v;
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, mean, 1, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  }
+  double sums[2] = {0.0, static_cast<double>(cold.size())};
+  for (size_t e = 0; e < cold.size(); ++e) {
+    const std::int64_t i = cold.rows[e] >= 0 ? layout.permuted_row(cold.rows[e]) : -1;
+    const std::int64_t j = cold.cols[e] >= 0 ? layout.permuted_col(cold.cols[e]) : -1;
+    double prediction = biases ? biases->at(i, j) : mean[0] / std::max(mean[1], 1.0);
+    if (clip) prediction = std::clamp(prediction, clip->first, clip->second);
+    sums[0] += (prediction - cold.values[e]) * (prediction - cold.values[e]);
+  }
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  return {sums[0], static_cast<std::int64_t>(sums[1])};
+}
+
+/// The iteration whose factors a run ends with: the best logged one when it keeps the best
+/// and finished, else the last.
+std::int64_t kept_iteration(const TrainResult& result, bool keep_best) {
+  return keep_best && !result.interrupted() && result.best_iteration >= 0 ? result.best_iteration
+                                                                          : result.iterations;
+}
+
+/// The summary's record of the best logged iteration (the model --output holds).
+nlohmann::json best_model_summary(const TrainResult& result) {
+  const auto number = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+  nlohmann::json json = {{"best_iteration", result.best_iteration},
+                         {"best_validation_loss", number(result.best_loss)}};
+  for (const MetricsRow& row : result.history)
+    if (row.iteration == result.best_iteration) {
+      json["best_validation_rmse"] = number(row.validation_rmse);
+      json["best_train_rmse"] = number(row.train_rmse);
+      json["best_test_rmse"] = number(row.test_rmse);
+    }
+  return json;
+}
+
 /// "train --model deep (1000 x 1000, 200000 entries)" for the memory plan's message.
 std::string run_description(const TrainOptions& o, std::int64_t m, std::int64_t n,
                             std::int64_t entries) {
@@ -159,7 +231,8 @@ std::string run_description(const TrainOptions& o, std::int64_t m, std::int64_t 
 
 }  // namespace
 
-int run_train(const TrainOptions& o) {
+int run_train(const TrainOptions& options) {
+  TrainOptions o = options;  // the preset's rank may be lowered to fit the data
   // Stop signals only set a flag since main() started (StopSignals there): one that came
   // during start-up or the data load stops the run at its first iteration boundary.
   const ModelKind kind = parse_model_kind(o.model);
@@ -176,6 +249,11 @@ int run_train(const TrainOptions& o) {
   // Not const: distribute() below takes the entries and frees them once packed for sending.
   LoadedData data = read_data(grid.comm(), o.data, o.test, read_options);
   const DataFingerprint fingerprint = fingerprint_entries(grid.comm(), data.train);
+  // The validation entries leave the training set before anything is fitted to it (a bad
+  // entry seen by one rank fails every rank).
+  EntryList validation_entries;
+  run_agreed(grid.comm(),
+             [&] { validation_entries = split_off(data.train, o.validation, o.seed); });
   std::optional<FactorFileInfo> init_info;
   if (!o.init.empty()) init_info = read_factor_file_info(grid.comm(), o.init);
   const auto checkpoint_shape = [&](const CheckpointInfo& info) {
@@ -207,10 +285,21 @@ int run_train(const TrainOptions& o) {
                                 : problem_shape(o, grid.comm(), data, init_info, std::nullopt);
   const std::int64_t m = shape.rows, n = shape.cols;
   const int block = choose_block_size(m, n, grid, o.block_size);
+  // Test pairs whose user or item the training data never saw do not widen the problem: they
+  // are cold-start pairs, scored apart from what is known (cold_start_sse).
+  const EntryList cold_test = split_outside(data.test, m, n);
+  // The preset's generous rank is an upper bound: on data too small for it, the largest that fits.
+  if (o.rank_from_preset && 2 * o.rank > std::min(m, n)) {
+    o.rank = std::max<std::int64_t>(1, std::min(m, n) / 2);
+    if (session.is_root())
+      fmt::print("preset: --rank lowered to {} (2*rank must not exceed min(rows, cols) = {})\n",
+                 o.rank, std::min(m, n));
+  }
 
   // Plan the memory of the run before the factors and the distributed entries exist.
   {
-    std::int64_t entries = static_cast<std::int64_t>(data.train.size() + data.test.size());
+    std::int64_t entries = static_cast<std::int64_t>(data.train.size() + data.test.size() +
+                                                     validation_entries.size());
     MPI_Allreduce(MPI_IN_PLACE, &entries, 1, MPI_INT64_T, MPI_SUM, grid.comm());
     TrainFootprint footprint;
     footprint.rows = m;
@@ -218,6 +307,7 @@ int run_train(const TrainOptions& o) {
     footprint.entries = entries;
     const std::string optimizer = o.optimizer;
     footprint.optimizer_copies = optimizer == "adam" ? 2 : optimizer == "gd" ? 0 : 1;
+    if (o.validation > 0.0) ++footprint.optimizer_copies;  // the best factors, kept
     footprint.diagnostics = o.diagnostics;
     if (resume) {
       footprint.depth = resume->info.factors.depth;
@@ -243,9 +333,26 @@ int run_train(const TrainOptions& o) {
 
   const IndexLayout layout =
       resume ? *resume->loaded.layout : IndexLayout(m, n, block, o.seed, !o.no_permute);
-  const Observations train = distribute(grid, std::move(data.train), layout);
+  Observations train = distribute(grid, std::move(data.train), layout);
   std::optional<Observations> test;
   if (!o.test.empty()) test = distribute(grid, std::move(data.test), layout);
+  std::optional<Observations> validation;
+  if (o.validation > 0.0) validation = distribute(grid, std::move(validation_entries), layout);
+  // Biases: restored with the checkpoint (bitwise), else fitted. Every set then holds its
+  // observations' offsets mu + b_i + c_j, so the chain fits the residual of the biases.
+  std::optional<Biases> biases;
+  if (resume) biases = std::move(resume->loaded.checkpoint.biases);
+  if (resume)
+    fail_if(o.biases != biases.has_value(), "{}: the checkpoint {} biases but this run {}",
+            resume->path, biases ? "has" : "has no", o.biases ? "asks for them" : "does not");
+  if (o.biases && !biases) biases = fit_biases(grid, train, m, n, {o.bias_reg, o.bias_sweeps});
+  if (biases) {
+    set_bias_offsets(train, *biases);
+    if (test) set_bias_offsets(*test, *biases);
+    if (validation) set_bias_offsets(*validation, *biases);
+  }
+  const std::optional<std::pair<double, double>> clip =
+      o.clip ? std::optional(value_range(grid.comm(), train)) : std::nullopt;
   Truth truth;
   if (!o.truth.empty()) truth = read_truth(grid, layout, o.truth, block);
   const double normalization = o.normalization == "mn"
@@ -273,19 +380,40 @@ int run_train(const TrainOptions& o) {
     chain.lr_multipliers = init_info->lr_multipliers;
   } else {
     const ChainGeometry geometry = model_geometry(o, kind, m, n);
+    // A wide init takes a while: say what is being built before, and how long it took after.
+    const double begin = MPI_Wtime();
+    if (session.is_root()) {
+      fmt::print("init: building a depth-{} chain of width {} for the {} x {} problem\n",
+                 geometry.depth, geometry.width, m, n);
+      std::fflush(stdout);
+    }
     chain = make_deep_chain(grid, layout, geometry.depth, geometry.width, o.init_scale, o.seed,
                             kind == ModelKind::kCompressed ? ModelKind::kDeep : kind);
+    if (session.is_root()) fmt::print("init: built in {:.2f} s\n", MPI_Wtime() - begin);
   }
   // A compressed model starts from a deep init (built or read), compressed here with the
   // first gradient of the deep chain (dense: the deep chain is h x n).
   if (kind == ModelKind::kCompressed && chain.kind != ModelKind::kCompressed) {
     session.phases().enter("compress");
+    const double begin = MPI_Wtime();
+    if (session.is_root()) {
+      fmt::print("compress: first gradient of the width-{} chain and its top {} singular pairs\n",
+                 chain.width(), o.rank);
+      std::fflush(stdout);
+    }
     DenseStrategy deep_loss(train, nullptr, std::nullopt, normalization);
     chain = compress_chain(chain, deep_loss, {o.rank, o.gamma, o.init_scale});
+    if (session.is_root()) fmt::print("compress: done in {:.2f} s\n", MPI_Wtime() - begin);
   }
   session.phases().enter("init");
+  const auto [cold_sse, cold_count] =
+      cold_start_sse(grid.comm(), cold_test, layout, biases, train, clip);
   const std::unique_ptr<Strategy> strategy = make_strategy(
       o.strategy, chain, train, test ? &*test : nullptr, std::move(truth), normalization);
+  // The validation loss has the training loss's formula (the same N) on the validation entries.
+  const std::unique_ptr<Strategy> validation_strategy =
+      validation ? make_strategy(o.strategy, chain, *validation, nullptr, {}, normalization)
+                 : nullptr;
   fail_if(chain.kind != kind, "{}: holds a '{}' model, not '{}'", o.init, model_name(chain.kind),
           o.model);
   OptimizerConfig optimizer_config{parse_optimizer_kind(o.optimizer), o.lr, o.momentum, o.beta1,
@@ -294,8 +422,15 @@ int run_train(const TrainOptions& o) {
   if (resume) restore_optimizer(resume->loaded.checkpoint, optimizer, resume->path);
   if (session.is_root())
     fmt::print(
-        "data: {} x {}, {} training entries{}; model {}: {} factors, width {}, {} strategy\n", m, n,
-        train.global_count, test ? fmt::format(", {} test entries", test->global_count) : "",
+        "data: {} x {}, {} training entries{}{}{}; model {}: {} factors, width {}, {} strategy\n",
+        m, n, train.global_count,
+        validation ? fmt::format(", {} validation entries", validation->global_count) : "",
+        test ? fmt::format(", {} test entries{}", test->global_count,
+                           cold_count > 0 ? fmt::format(" (and {} cold-start pairs, scored apart)",
+                                                        cold_count)
+                                          : "")
+             : "",
+        biases ? fmt::format("; biases fitted, mean {:.4f}", biases->mu) : "",
         o.model, chain.depth(), chain.width(),
         dynamic_cast<const SparseStrategy*>(strategy.get()) ? "sparse" : "dense");
 
@@ -311,34 +446,55 @@ int run_train(const TrainOptions& o) {
       initial->factors = std::move(*resume->loaded.checkpoint.diagnostics_initial);
     }
   } else {
-    for (MetricsRow& row : start.history) row.extra.clear();  // columns of diagnostics now off
+    // Columns of diagnostics now off; the validation columns (first) stay.
+    for (MetricsRow& row : start.history)
+      row.extra.resize(validation ? std::min<size_t>(row.extra.size(), 2) : 0);
   }
   std::optional<CompressibilityProbe> probe;
   if (initial) probe.emplace(*initial, 5);
   RunSession::Training training;
   training.layout = &layout;
-  training.extra_columns = probe ? probe->column_names() : std::vector<std::string>{};
+  if (validation) training.extra_columns = {"validation_loss", "validation_rmse"};
+  if (probe)
+    for (const std::string& name : probe->column_names()) training.extra_columns.push_back(name);
+  training.validation = validation_strategy.get();
+  training.keep_best = validation.has_value();
   if (resume && probe)
     fail_if(resume->loaded.checkpoint.extra_metric_columns != training.extra_columns,
             "{}: the stored metrics columns differ from those of --diagnostics", resume->path);
   if (probe) training.probe = [&](const Chain& c) { return probe->measure(c); };
   training.meta = CheckpointMeta{session.config().dump(), fingerprint,
                                  &data.row_ids,           &data.col_ids,
-                                 training.extra_columns,  initial ? &initial->factors : nullptr};
+                                 training.extra_columns,  initial ? &initial->factors : nullptr,
+                                 biases ? &*biases : nullptr, clip};
 
   const TrainResult result = session.train(chain, *strategy, optimizer, std::move(start), training);
 
   session.phases().enter("output");
   if (!o.run.output.empty())
     write_factor_file(grid, layout, o.run.output, chain,
-                      {result.iterations, session.config().dump()}, data.row_ids, data.col_ids);
-  session.write_summary(o.model, result,
-                        {{"rows", m},
-                         {"cols", n},
-                         {"train_entries", train.global_count},
-                         {"data_fingerprint", fingerprint.text()},
-                         {"restarted_from",
-                          resume ? nlohmann::json(resume->path) : nlohmann::json(nullptr)}});
+                      {kept_iteration(result, training.keep_best), session.config().dump(),
+                       biases ? &*biases : nullptr, clip},
+                      data.row_ids, data.col_ids);
+  nlohmann::json extra = {
+      {"rows", m},
+      {"cols", n},
+      {"train_entries", train.global_count},
+      {"data_fingerprint", fingerprint.text()},
+      {"restarted_from", resume ? nlohmann::json(resume->path) : nlohmann::json(nullptr)}};
+  if (biases) extra["bias_mean"] = biases->mu;
+  if (!o.test.empty()) {
+    // test_loss and test_rmse are over the warm pairs, the ones the chain models.
+    extra["cold_test_entries"] = cold_count;
+    extra["cold_test_rmse"] =
+        cold_count > 0 ? nlohmann::json(std::sqrt(cold_sse / static_cast<double>(cold_count)))
+                       : nlohmann::json(nullptr);
+  }
+  if (validation) {
+    extra["validation_entries"] = validation->global_count;
+    extra.update(best_model_summary(result));
+  }
+  session.write_summary(o.model, result, extra);
   return RunSession::exit_status(result);
 }
 

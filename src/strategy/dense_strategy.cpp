@@ -13,7 +13,7 @@ double local_sse(const DistMatrix& x, const Observations& obs, DistMatrix* resid
   double sum = 0.0;
   for (size_t e = 0; e < obs.size(); ++e) {
     const std::int64_t li = rd.local(obs.rows[e]), lj = cd.local(obs.cols[e]);
-    const double r = x.at_local(li, lj) - obs.values[e];
+    const double r = x.at_local(li, lj) - obs.target(e);
     sum += r * r;
     if (residual) residual->at_local(li, lj) = r * scale;
   }

@@ -291,7 +291,7 @@ const RowGroupedEntries& SparseStrategy::grouped(const Observations& set, RowGro
     local_rows[e] = static_cast<std::int32_t>(rows.local(set.rows[e]));
     local_cols[e] = static_cast<std::int32_t>(cols.local(set.cols[e]));
   }
-  cache = group_by_row(local_rows, local_cols, set.values, rows.count());
+  cache = group_by_row(local_rows, local_cols, set.targets(), rows.count());
   return cache;
 }
 

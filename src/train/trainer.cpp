@@ -50,6 +50,11 @@ Trainer::Trainer(TrainerConfig config, RowSink sink, StopPoll stop_poll, Probe p
           config.agreement_seconds);
 }
 
+std::vector<std::string> Trainer::leading_columns() const {
+  return validation_ ? std::vector<std::string>{"validation_loss", "validation_rmse"}
+                     : std::vector<std::string>{};
+}
+
 TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
                          TrainerState start) {
   fail_if(start.iteration < 0, "cannot start at iteration {}", start.iteration);
@@ -60,6 +65,8 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
   const double t0 = run_start - start.seconds;  // elapsed time continues over restarts
   double best_test = start.best_test_loss;
   std::int64_t stale_logs = start.stale_logs;
+  std::int64_t best_iteration = start.best_iteration;
+  std::vector<DistMatrix> best_factors = std::move(start.best_factors);
   std::vector<DistMatrix> gradient;
 
   // Checkpoints record the state at the top of an iteration, before its row is logged, so the
@@ -75,7 +82,9 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
                        best,
                        stale,
                        {result.history.begin(),
-                        result.history.begin() + static_cast<std::ptrdiff_t>(history_rows)}};
+                        result.history.begin() + static_cast<std::ptrdiff_t>(history_rows)},
+                       best_iteration,
+                       best_factors};
     checkpoint_(chain, optimizer, state);
     const double end = MPI_Wtime();
     slowest_checkpoint = std::max(slowest_checkpoint, end - begin);
@@ -141,15 +150,32 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
       evaluation = strategy.evaluate(chain, nullptr, true);
     bool stop = at_limit || requested || converged;
     MetricsRow row = make_metrics(evaluation, strategy.normalization(), t, MPI_Wtime() - t0);
-    if (probe_ && (scheduled_log || stop)) row.extra = probe_(chain);
     if (scheduled_log || stop) {
+      if (validation_) {
+        const Evaluation held = validation_->evaluate(chain, nullptr, false);
+        row.validation_loss = held.train_sse / (2.0 * validation_->normalization());
+        row.validation_rmse =
+            held.train_count > 0 ? std::sqrt(held.train_sse / static_cast<double>(held.train_count))
+                                 : std::numeric_limits<double>::quiet_NaN();
+        row.extra = {row.validation_loss, row.validation_rmse};
+      }
+      if (probe_) {
+        const std::vector<double> probed = probe_(chain);
+        row.extra.insert(row.extra.end(), probed.begin(), probed.end());
+      }
       result.history.push_back(row);
       if (sink_) sink_(row);
-      if (config_.patience > 0 && std::isfinite(row.test_loss)) {
-        if (row.test_loss < best_test) {
-          best_test = row.test_loss;
+      const double monitored = validation_ ? row.validation_loss : row.test_loss;
+      if (std::isfinite(monitored)) {
+        if (monitored < best_test) {
+          best_test = monitored;
           stale_logs = 0;
-        } else if (++stale_logs >= config_.patience && !stop) {
+          best_iteration = t;
+          if (config_.keep_best) {  // the chain is thin when this matters: a copy per best row
+            best_factors.resize(chain.factors.size(), chain.factors.front());
+            for (size_t l = 0; l < chain.factors.size(); ++l) best_factors[l] = chain.factors[l];
+          }
+        } else if (config_.patience > 0 && ++stale_logs >= config_.patience && !stop) {
           stop = true;
           result.stop_reason = "early_stopping";
         }
@@ -167,6 +193,12 @@ TrainResult Trainer::run(Chain& chain, Strategy& strategy, Optimizer& optimizer,
       result.final = row;
       result.iterations = t;
       result.seconds = row.seconds;
+      result.best_iteration = best_iteration;
+      result.best_loss = best_iteration >= 0 ? best_test : std::numeric_limits<double>::quiet_NaN();
+      // An interrupted run keeps its last state (the checkpoint above continues it); a finished
+      // one ends with the best factors.
+      if (config_.keep_best && !result.interrupted() && best_iteration >= 0 && best_iteration != t)
+        for (size_t l = 0; l < chain.factors.size(); ++l) chain.factors[l] = best_factors[l];
       return result;
     }
     optimizer.step(chain, gradient);

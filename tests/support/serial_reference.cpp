@@ -47,13 +47,44 @@ std::vector<SerialMatrix> factor_gradients(const std::vector<SerialMatrix>& fact
 }
 }  // namespace
 
+SerialBiases serial_fit_biases(const EntryList& entries, std::int64_t m, std::int64_t n,
+                               double regularization, int sweeps) {
+  SerialBiases biases;
+  biases.rows.assign(static_cast<size_t>(m), 0.0);
+  biases.cols.assign(static_cast<size_t>(n), 0.0);
+  for (double v : entries.values) biases.mu += v;
+  biases.mu /= static_cast<double>(entries.size());
+  // One side: bias[k] = sum over its entries of (v - mu - the other side's bias) / (count + lambda).
+  const auto solve = [&](const std::vector<std::int64_t>& own, const std::vector<std::int64_t>& other_index,
+                         const std::vector<double>& other, std::vector<double>& bias) {
+    for (size_t k = 0; k < bias.size(); ++k) {
+      double sum = 0.0, count = 0.0;
+      for (size_t e = 0; e < entries.size(); ++e)
+        if (own[e] == static_cast<std::int64_t>(k)) {
+          sum += entries.values[e] - biases.mu - other[static_cast<size_t>(other_index[e])];
+          count += 1.0;
+        }
+      bias[k] = count + regularization > 0.0 ? sum / (count + regularization) : 0.0;
+    }
+  };
+  for (int sweep = 0; sweep < sweeps; ++sweep) {
+    solve(entries.rows, entries.cols, biases.cols, biases.rows);
+    solve(entries.cols, entries.rows, biases.rows, biases.cols);
+  }
+  return biases;
+}
+
 double serial_loss(const std::vector<SerialMatrix>& factors, const EntryList& entries,
-                   double normalization, std::vector<SerialMatrix>* gradient) {
+                   double normalization, std::vector<SerialMatrix>* gradient,
+                   const SerialBiases* biases) {
   const SerialMatrix x = serial_end_to_end(factors);
   SerialMatrix s{x.rows, x.cols, std::vector<double>(x.data.size(), 0.0)};
   double sse = 0.0;
   for (size_t e = 0; e < entries.size(); ++e) {
-    const double r = x(entries.rows[e], entries.cols[e]) - entries.values[e];
+    const double bias = biases ? biases->mu + biases->rows[static_cast<size_t>(entries.rows[e])] +
+                                     biases->cols[static_cast<size_t>(entries.cols[e])]
+                               : 0.0;
+    const double r = x(entries.rows[e], entries.cols[e]) + bias - entries.values[e];
     sse += r * r;
     s(entries.rows[e], entries.cols[e]) = r / normalization;
   }

@@ -22,9 +22,21 @@ struct SerialMatrix {
 SerialMatrix multiply(const SerialMatrix& a, const SerialMatrix& b, bool trans_a = false,
                       bool trans_b = false);
 
-/// f = 1/(2N) sum (X_ij - v)^2 over `entries`; fills dF/dW_l when `gradient` is non-null.
+/// mu + b_i + c_j in original indices (the biases of model/biases.hpp).
+struct SerialBiases {
+  double mu = 0.0;
+  std::vector<double> rows, cols;
+};
+
+/// f = 1/(2N) sum (X_ij + [mu + b_i + c_j] - v)^2 over `entries` (the bracket when `biases`
+/// is given); fills dF/dW_l when `gradient` is non-null.
 double serial_loss(const std::vector<SerialMatrix>& factors, const EntryList& entries,
-                   double normalization, std::vector<SerialMatrix>* gradient = nullptr);
+                   double normalization, std::vector<SerialMatrix>* gradient = nullptr,
+                   const SerialBiases* biases = nullptr);
+
+/// The regularized alternating sweeps of model/biases.hpp by plain loops over `entries`.
+SerialBiases serial_fit_biases(const EntryList& entries, std::int64_t m, std::int64_t n,
+                               double regularization, int sweeps);
 
 SerialMatrix serial_end_to_end(const std::vector<SerialMatrix>& factors);
 

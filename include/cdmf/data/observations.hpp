@@ -27,8 +27,17 @@ struct Observations {
   std::vector<std::int64_t> rows;  // permuted global row
   std::vector<std::int64_t> cols;  // permuted global column
   std::vector<double> values;
+  /// A known part of each observation's prediction, X_ij = offset + (W_K...W_1)_ij, so the
+  /// chain fits values - offsets (empty: no offsets). Biases and centering (model/biases.hpp)
+  /// and a frozen base's values enter the loss this way, and every strategy runs unchanged.
+  /// Set it before a strategy sees the set (the sparse strategy caches the targets).
+  std::vector<double> offsets;
   std::int64_t global_count = 0;  // over all ranks
   size_t size() const { return values.size(); }
+  /// What the chain fits at local observation `e`: values[e] - offsets[e].
+  double target(size_t e) const { return offsets.empty() ? values[e] : values[e] - offsets[e]; }
+  /// Every target, in local order.
+  std::vector<double> targets() const;
 };
 
 /// Collective over grid.comm(): sends every entry to its owner under `layout` (all-to-all),

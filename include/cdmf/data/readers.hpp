@@ -37,8 +37,10 @@ struct ReadOptions {
 };
 
 /// Training (and optional test) entries as parsed on this rank, with the dimensions the
-/// files imply (max index + 1, the mtx header, or the number of distinct ids; the larger of
-/// train and test) and the id maps for MovieLens (built from the union of both files).
+/// training file implies (max index + 1, the mtx header, or the number of distinct ids) and
+/// the id maps for MovieLens (built from the training file). A test file never widens the
+/// problem: a test id unseen in training becomes index -1, and a test index beyond the
+/// training dimensions stays as it is; both are cold-start pairs (split_outside, split.hpp).
 struct LoadedData {
   EntryList train;
   EntryList test;  // empty when no test file
@@ -56,8 +58,13 @@ LoadedData read_data(MPI_Comm comm, const std::string& train_path, const std::st
 /// Collective: reads (row, col) pairs for prediction from a file in the same formats (a value
 /// column, when present, is ignored). With non-empty id maps, ids are mapped to dense indices
 /// ("FILE:LINE: unknown user id 17" when absent). Values of the result are 0.
+/// With `original`, it receives the pairs as the file names them (ids, or 0-based indices),
+/// and an unknown id becomes index -1 instead of an error (a cold-start pair).
+struct PairIds {
+  std::vector<std::int64_t> rows, cols;
+};
 EntryList read_pairs(MPI_Comm comm, const std::string& path, const ReadOptions& options,
-                     const IdMap& row_ids, const IdMap& col_ids);
+                     const IdMap& row_ids, const IdMap& col_ids, PairIds* original = nullptr);
 
 /// Collective: writes the entries of every rank as "row<TAB>col<TAB>value" lines (rows in rank
 /// order, then local order; ids mapped back through non-empty maps; values with 17 significant

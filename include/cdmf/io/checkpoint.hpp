@@ -13,7 +13,10 @@
 ///                            attrs seed, permuted
 ///   /rng                     attrs generator, seed: the generator is counter-based (draws are
 ///                            functions of (seed, stream, index)), so the seed is its state
-///   /trainer                 attrs iteration, elapsed_seconds, best_test_loss, stale_logs
+///   /trainer                 attrs iteration, elapsed_seconds, best_test_loss, stale_logs,
+///                            best_iteration (-1: none)
+///   /trainer/best/W1..WK     the factors of best_iteration (when kept: --validation)
+///   /biases                  as in a factor file (when the model has biases)
 ///   /metrics/<column>        the logged history before `iteration`, one 1-D dataset per
 ///                            column (iteration, seconds, train_loss, ...; attr columns)
 ///   /diagnostics/initial/W1..WK   W_l(0) for --diagnostics (only when it is on)
@@ -62,6 +65,8 @@ struct CheckpointMeta {
   const IdMap* col_ids = nullptr;
   std::vector<std::string> extra_metric_columns;                 // names of MetricsRow::extra
   const std::vector<DistMatrix>* diagnostics_initial = nullptr;  // W_l(0) for --diagnostics
+  const Biases* biases = nullptr;  // the model's biases (/biases, as in a factor file)
+  std::optional<std::pair<double, double>> clip;  // prediction range, as in a factor file
 };
 
 /// Collective: writes a checkpoint of the state at boundary `state.iteration` to `path`
@@ -105,6 +110,7 @@ struct LoadedCheckpoint {
   TrainerState state;
   std::optional<std::vector<DistMatrix>> diagnostics_initial;
   std::vector<std::int64_t> row_permutation, col_permutation;  // as stored
+  std::optional<Biases> biases;
   std::vector<std::string> extra_metric_columns;
 };
 

@@ -17,9 +17,14 @@
 #include "cdmf/data/observations.hpp"
 #include "cdmf/data/readers.hpp"
 #include "cdmf/linalg/dist_matrix.hpp"
+#include "cdmf/model/biases.hpp"
 #include "cdmf/model/chain.hpp"
 
 namespace cdmf {
+
+namespace h5 {
+class File;
+}
 
 inline constexpr const char* kCheckpointFormat = "cdmf-checkpoint";
 inline constexpr int kCheckpointFormatVersion = 1;
@@ -43,6 +48,8 @@ struct FactorFileInfo {
   std::vector<FactorShape> shapes;     // W1..WK
   std::vector<double> lr_multipliers;  // W1..WK (1 when the attribute is absent)
   bool checksums = false;  // every factor has a "checksum" attribute (verified when read)
+  /// Root attributes clip_min, clip_max: predictions are clipped to this range (--clip).
+  std::optional<std::pair<double, double>> clip;
 };
 
 /// Collective: opens `path`, checks format == "cdmf-checkpoint" (or "cdmf-adapter" when
@@ -54,9 +61,6 @@ struct FactorFileInfo {
 FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path,
                                      bool allow_adapter = false);
 
-namespace h5 {
-class File;
-}
 /// Independent: the checks of read_factor_file_info on a file that is already open (callers
 /// agree on failure with run_agreed).
 FactorFileInfo inspect_factor_file(const h5::File& file, bool allow_adapter = false);
@@ -69,11 +73,19 @@ std::vector<DistMatrix> read_factors(const ProcessGrid& grid, const IndexLayout&
 
 /// What a factor file records besides the factors.
 struct FactorFileMeta {
-  // A constructor rather than an aggregate: callers brace-initialise the first two fields.
-  FactorFileMeta(std::int64_t iteration_ = 0, std::string config_json_ = "{}")
-      : iteration(iteration_), config_json(std::move(config_json_)) {}
+  // A constructor rather than an aggregate: callers brace-initialise the leading fields.
+  FactorFileMeta(std::int64_t iteration_ = 0, std::string config_json_ = "{}",
+                 const Biases* biases_ = nullptr,
+                 std::optional<std::pair<double, double>> clip_ = std::nullopt)
+      : iteration(iteration_), config_json(std::move(config_json_)), biases(biases_),
+        clip(std::move(clip_)) {}
   std::int64_t iteration = 0;
   std::string config_json = "{}";
+  /// Biases of the model (model/biases.hpp), written as /biases (attr mu; /biases/rows (m) and
+  /// /biases/cols (n), float64, original order); none when null.
+  const Biases* biases = nullptr;
+  /// Range predictions are clipped to (root attributes clip_min, clip_max); none: no clipping.
+  std::optional<std::pair<double, double>> clip;
   std::string format = kCheckpointFormat;  // or kAdapterFormat
   /// More root attributes (an adapter's: adapter, rank, base_fingerprint, ...).
   std::vector<std::pair<std::string, std::string>> string_attributes;
@@ -101,6 +113,12 @@ struct FactorFileExtension {
 void write_factor_file(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
                        const Chain& chain, const FactorFileMeta& meta, const IdMap& row_ids = {},
                        const IdMap& col_ids = {}, const FactorFileExtension& extension = {});
+
+/// Collective: the /biases of a factor file or checkpoint in `layout`'s permuted spaces, or
+/// nullopt when it has none. Errors name the file (wrong sizes, a missing mu).
+std::optional<Biases> read_biases(MPI_Comm comm, const std::string& path, const IndexLayout& layout);
+/// The same from a file open on every rank of its communicator.
+std::optional<Biases> read_biases(const h5::File& file, const IndexLayout& layout);
 
 /// Collective: the id maps stored in a factor file (empty when absent).
 void read_id_maps(MPI_Comm comm, const std::string& path, IdMap& row_ids, IdMap& col_ids);

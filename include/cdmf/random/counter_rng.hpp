@@ -14,6 +14,7 @@ enum class Stream : std::uint32_t {
   kColPermutation = 2,
   kTruthGaussian = 3,
   kObservedSample = 4,
+  kValidationSplit = 5,
   kFactorInit = 100,  // + factor index
 };
 

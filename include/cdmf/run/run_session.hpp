@@ -115,8 +115,10 @@ class RunSession {
   struct Training {
     const IndexLayout* layout = nullptr;  // the layout the checkpoints are written in
     CheckpointMeta meta;                  // written into every checkpoint
-    std::vector<std::string> extra_columns;
+    std::vector<std::string> extra_columns;  // the trainer's leading columns first
     Trainer::Probe probe;
+    Strategy* validation = nullptr;  // evaluated at every logged row (Trainer::set_validation)
+    bool keep_best = false;          // end with the best logged factors (TrainerConfig)
   };
 
   /// Collective: runs the trainer from `start` with the metrics file (rewritten with

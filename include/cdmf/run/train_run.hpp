@@ -22,6 +22,14 @@ struct TrainOptions {
   double beta1 = 0.9, beta2 = 0.999;
   std::uint64_t seed = 0;
   bool no_permute = false, diagnostics = false;
+  // Ratings (issue 11): the biases of X = mu + b 1^T + 1 c^T + chain, fitted first; a seeded
+  // validation split of the training entries (early stopping on it, the best model kept);
+  // predictions clipped to the range of the training values.
+  bool biases = false, clip = false;
+  double bias_reg = 3.0, validation = 0.0;
+  int bias_sweeps = 10;
+  std::string preset;
+  bool rank_from_preset = false;  // --rank set by the preset (lowered when the data is smaller)
 
   /// The effective configuration, echoed at start and stored in every checkpoint.
   nlohmann::json to_json() const;

@@ -1,8 +1,11 @@
 #pragma once
 /// The training loop (DESIGN.md section 2, layer 7): evaluate, log, check stopping, step.
 /// Iteration t evaluates Theta(t); the run stops at t = max_iters, when the train loss drops
-/// below tol (the reference's criterion), when the test loss has not improved for `patience`
-/// log steps (optional early stopping), on a signal, or when the wall-time budget runs out.
+/// below tol (the reference's criterion), when the monitored loss (the validation loss when a
+/// validation set is given, else the test loss) has not improved for `patience` log steps
+/// (optional early stopping), on a signal, or when the wall-time budget runs out. With
+/// `keep_best`, a run that ends (not an interruption) leaves the chain of the logged iteration
+/// with the best monitored loss, not the last one.
 ///
 /// Checkpoints and restarts: at an iteration boundary t the whole state of the run is
 /// (Theta(t), the optimizer state after t steps, TrainerState). The trainer hands it to a
@@ -32,6 +35,8 @@ struct MetricsRow {
   double train_rmse = 0.0;
   double test_rmse = 0.0;
   std::optional<double> recovery_error;
+  double validation_loss = std::numeric_limits<double>::quiet_NaN();  // NaN without validation
+  double validation_rmse = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> extra;  // values of the trainer's probe columns (diagnostics), if any
 };
 
@@ -54,6 +59,8 @@ struct TrainerConfig {
   /// allreduce) every so many iterations that about this much work runs between agreements
   /// (0: at every iteration). A signal stops the run within about this much time.
   double agreement_seconds = 0.01;
+  /// Keep the factors of the best logged iteration (by the monitored loss) and end with them.
+  bool keep_best = false;
 };
 
 /// Where a run stands at an iteration boundary, besides the factors and the optimizer: what
@@ -64,6 +71,10 @@ struct TrainerState {
   double best_test_loss = std::numeric_limits<double>::infinity();  // early stopping
   std::int64_t stale_logs = 0;                                      // early stopping
   std::vector<MetricsRow> history;  // logged rows of the iterations before `iteration`
+  /// The logged iteration with the best monitored loss so far (-1: none yet), and with
+  /// keep_best its factors.
+  std::int64_t best_iteration = -1;
+  std::vector<DistMatrix> best_factors;
 };
 
 struct TrainResult {
@@ -75,6 +86,10 @@ struct TrainResult {
   int stop_signal = 0;
   MetricsRow final;
   std::vector<MetricsRow> history;  // every logged row, from iteration 0 (restored ones first)
+  /// The logged iteration with the lowest monitored loss (validation, else test; -1 when
+  /// neither is known) and that loss; with keep_best, the chain run() leaves is that one's.
+  std::int64_t best_iteration = -1;
+  double best_loss = std::numeric_limits<double>::quiet_NaN();
   bool interrupted() const { return stop_reason == "signal" || stop_reason == "walltime"; }
 };
 
@@ -95,6 +110,12 @@ class Trainer {
 
   /// Checkpoints at the configured cadence and whenever the run stops.
   void set_checkpoint_hook(CheckpointHook hook) { checkpoint_ = std::move(hook); }
+  /// Evaluates `validation` (its training set is the validation entries, its normalization
+  /// theirs) at every logged row: the columns validation_loss and validation_rmse, first among
+  /// the row's extra values, and the loss early stopping and keep_best monitor.
+  void set_validation(Strategy* validation) { validation_ = validation; }
+  /// Names of the extra columns run() fills before the probe's.
+  std::vector<std::string> leading_columns() const;
 
   /// Collective. Continues from `start` (a fresh run: the default). Throws Error when the
   /// loss becomes non-finite (divergence).
@@ -106,6 +127,7 @@ class Trainer {
   StopPoll stop_poll_;
   Probe probe_;
   CheckpointHook checkpoint_;
+  Strategy* validation_ = nullptr;
 };
 
 }  // namespace cdmf
