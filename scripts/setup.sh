@@ -7,7 +7,7 @@ build="${1:-$here/build}"
 
 packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libscalapack-openmpi-dev
           libopenblas-dev libparpack2-dev libhdf5-openmpi-dev hdf5-tools libgtest-dev libcli11-dev
-          nlohmann-json3-dev libfmt-dev python3 python3-numpy
+          nlohmann-json3-dev libfmt-dev python3 python3-numpy python3-h5py
           python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do

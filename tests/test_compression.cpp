@@ -18,34 +18,9 @@ namespace {
 
 using test::SerialMatrix;
 
-/// Columns [0, count) of the orthonormal Q of a (serial, LAPACK dgeqrf + dorgqr).
-SerialMatrix serial_orth(SerialMatrix a) {
-  const int m = static_cast<int>(a.rows), n = static_cast<int>(a.cols);
-  std::vector<double> tau(static_cast<size_t>(n)), work(static_cast<size_t>(64 * n));
-  int lwork = static_cast<int>(work.size()), info = 0;
-  dgeqrf_(&m, &n, a.data.data(), &m, tau.data(), work.data(), &lwork, &info);
-  dorgqr_(&m, &n, &n, a.data.data(), &m, tau.data(), work.data(), &lwork, &info);
-  return a;
-}
-
-/// Top-`rank` left and right singular vectors of g (serial, LAPACK dgesvd).
-void serial_top_singular_vectors(SerialMatrix g, std::int64_t rank, SerialMatrix& left, SerialMatrix& right) {
-  const int m = static_cast<int>(g.rows), n = static_cast<int>(g.cols), k = std::min(m, n);
-  std::vector<double> s(static_cast<size_t>(k)), u(static_cast<size_t>(m) * k), vt(static_cast<size_t>(k) * n);
-  std::vector<double> work(static_cast<size_t>(10 * (m + n) * 8));
-  int lwork = static_cast<int>(work.size()), info = 0;
-  dgesvd_("S", "S", &m, &n, g.data.data(), &m, s.data(), u.data(), &m, vt.data(), &k, work.data(),
-          &lwork, &info, 1, 1);
-  left = {g.rows, rank, {}};
-  right = {g.cols, rank, {}};
-  for (std::int64_t c = 0; c < rank; ++c) {
-    for (std::int64_t i = 0; i < g.rows; ++i) left.data.push_back(u[i + c * m]);
-  }
-  for (std::int64_t c = 0; c < rank; ++c)
-    for (std::int64_t j = 0; j < g.cols; ++j) right.data.push_back(vt[c + j * k]);
-}
-
-SerialMatrix projector(const SerialMatrix& v) { return test::multiply(v, v, false, true); }
+using test::projector;
+using test::serial_orth;
+using test::serial_top_singular_vectors;
 
 TEST(Compression, BasisAndInitMatchSerialConstruction) {
   const std::int64_t m = 18, n = 14, h = 18, rank = 2;

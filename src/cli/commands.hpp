@@ -17,6 +17,7 @@ Command add_generate_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
 Command add_predict_command(CLI::App& app);
 Command add_inspect_command(CLI::App& app);
+Command add_adapt_command(CLI::App& app);
 
 /// True on world rank 0 (rank 0 speaks).
 bool is_root();

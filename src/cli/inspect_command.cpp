@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cdmf/core/error.hpp"
+#include "cdmf/io/adapter_file.hpp"
 #include "cdmf/io/checkpoint.hpp"
 #include "cdmf/io/factor_file.hpp"
 #include "cdmf/io/run_outputs.hpp"
@@ -19,8 +20,47 @@
 namespace cdmf::cli {
 
 namespace {
+/// An adapter file: its attributes and the spectrum of the update DeltaW (the paper's
+/// "parsimonious updates": its numerical rank, singular values above 1e-3 of the largest).
+void inspect_adapter(const ProcessGrid& grid, const std::string& path, int top) {
+  const AdapterFileInfo info = read_adapter_info(grid.comm(), path);
+  const FactorFileInfo& f = info.factors;
+  const int block = choose_block_size(f.rows, f.cols, grid);
+  const IndexLayout layout(f.rows, f.cols, block, 0, /*permute=*/false);
+  Chain chain;
+  chain.kind = parse_model_kind(f.model);
+  chain.factors = read_factors(grid, layout, f, block);
+  chain.lr_multipliers = f.lr_multipliers;
+  const std::vector<double> sigma = end_to_end_singular_values(chain);
+  if (!grid.is_root()) return;
+  const auto rank = sigma.empty() || sigma.front() <= 0.0
+                        ? 0
+                        : std::count_if(sigma.begin(), sigma.end(),
+                                        [&](double s) { return s > 1e-3 * sigma.front(); });
+  fmt::print("file           {}\n", path);
+  fmt::print("format         {} version {} (written by cdmf {})\n", f.format, f.format_version,
+             f.cdmf_version);
+  fmt::print("contents       adapter: the update DeltaW = W_K ... W_1 of a base (apply it with "
+             "predict --base B --adapter A)\n");
+  fmt::print("adapter        {} rank {} (depth {}, init scale {}, gamma {}, alpha {}); measurement "
+             "{}\n",
+             info.adapter, info.rank, info.depth, info.init_scale, info.gamma, info.alpha,
+             info.measurement);
+  fmt::print("update         {} x {}, {} factors, width {}\n", f.rows, f.cols, f.depth, f.width);
+  fmt::print("base           fingerprint {}\niteration      {}\ncreated        {}\n",
+             info.base_fingerprint, f.iteration, f.created);
+  for (size_t l = 0; l < f.shapes.size(); ++l)
+    fmt::print("  W{:<3} {:>8} x {:<8} lr multiplier {}\n", l + 1, f.shapes[l].rows,
+               f.shapes[l].cols, f.lr_multipliers[l]);
+  fmt::print("update rank    {} (singular values above 1e-3 of the largest)\n", rank);
+  const size_t shown = std::min<size_t>(sigma.size(), static_cast<size_t>(std::max(top, 0)));
+  fmt::print("singular values of the update DeltaW (top {} of {}):\n", shown, sigma.size());
+  for (size_t k = 0; k < shown; ++k) fmt::print("  s{:<4} {:.10e}\n", k + 1, sigma[k]);
+}
+
 void run_inspect(const std::string& path, int top, int tail) {
   ProcessGrid grid(MPI_COMM_WORLD);
+  if (is_adapter_file(grid.comm(), path)) return inspect_adapter(grid, path, top);
   const CheckpointInfo info = read_checkpoint_info(grid.comm(), path);
   const FactorFileInfo& f = info.factors;
   const int block = choose_block_size(f.rows, f.cols, grid);
@@ -108,8 +148,8 @@ Command add_inspect_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   auto top = std::make_shared<int>(10);
   auto tail = std::make_shared<int>(5);
-  CLI::App* sub = app.add_subcommand("inspect", "Describe a factor file or checkpoint");
-  sub->add_option("file", *path, "HDF5 factor file or checkpoint")->required();
+  CLI::App* sub = app.add_subcommand("inspect", "Describe a factor file, checkpoint or adapter");
+  sub->add_option("file", *path, "HDF5 factor file, checkpoint or adapter")->required();
   sub->add_option("--top", *top, "number of singular values to print")->capture_default_str();
   sub->add_option("--tail", *tail, "number of metrics rows to print (checkpoints)")
       ->capture_default_str();

@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("cdmf ") + CDMF_VERSION);
   const std::vector<cdmf::cli::Command> commands = {
       cdmf::cli::add_generate_command(app), cdmf::cli::add_train_command(app),
-      cdmf::cli::add_predict_command(app), cdmf::cli::add_inspect_command(app)};
+      cdmf::cli::add_predict_command(app), cdmf::cli::add_inspect_command(app),
+      cdmf::cli::add_adapt_command(app)};
   const std::string unknown = cdmf::cli::unknown_subcommand(argc, argv, commands);
   if (!unknown.empty()) {
     if (cdmf::cli::is_root()) std::fprintf(stderr, "cdmf: error: %s\n", unknown.c_str());
@@ -113,10 +114,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cdmf: error: %s (see --help)\n", cdmf::Error(e.what()).what());
     return 1;
   }
-  // Only `train` polls the stop signals: the other commands get the default dispositions
+  // Only `train` and `adapt` poll the stop signals: the other commands get the default dispositions
   // back, and a signal that already came takes effect now.
   if (!std::any_of(commands.begin(), commands.end(), [](const cdmf::cli::Command& command) {
-        return command.app->parsed() && command.app->get_name() == "train";
+        return command.app->parsed() &&
+               (command.app->get_name() == "train" || command.app->get_name() == "adapt");
       })) {
     const int pending = cdmf::StopSignals::received();
     stop_signals.reset();

@@ -6,6 +6,7 @@
 #include "cdmf/run/train_run.hpp"
 #include "commands.hpp"
 #include "config_file.hpp"
+#include "run_options.hpp"
 
 namespace cdmf::cli {
 
@@ -73,23 +74,9 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--momentum", o->momentum, "momentum (momentum/nesterov)")->capture_default_str();
   sub->add_option("--beta1", o->beta1, "Adam beta1")->capture_default_str();
   sub->add_option("--beta2", o->beta2, "Adam beta2")->capture_default_str();
-  sub->add_option("--iters", o->run.iters, "maximum iterations")->capture_default_str();
-  sub->add_option("--tol", o->run.tol, "stop when train loss < tol")->capture_default_str();
-  sub->add_option("--patience", o->run.patience,
-                  "early stopping: log steps without improvement of the validation loss (the "
-                  "test loss without --validation)");
   sub->add_option("--seed", o->seed, "seed of the init and the index permutation")
       ->capture_default_str();
   sub->add_option("--init", o->init, "start from the factors of this HDF5 file");
-  sub->add_option("--output", o->run.output, "write the final factors to this HDF5 file");
-  sub->add_option("--metrics", o->run.metrics, "metrics CSV, one row per log step");
-  sub->add_option("--summary", o->run.summary, "JSON summary of the run");
-  sub->add_option("--log-every", o->run.log_every, "iterations between log rows")
-      ->capture_default_str();
-  sub->add_option("--grid", o->run.grid,
-                  "process grid PrxPc (default: near-square, or the rows split further for a tall "
-                  "matrix (columns for a wide one) when that cuts the thin factors' rows per rank "
-                  "by a quarter; the shape must be known from --rows/--cols or --truth)");
   sub->add_option("--block-size", o->block_size,
                   "ScaLAPACK block size (default: at most min(64, m/Pr, n/Pc), the one within a factor of "
                   "two of that which spreads rows and columns most evenly)");
@@ -108,23 +95,6 @@ Command add_train_command(CLI::App& app) {
   sub->add_flag("--diagnostics", o->diagnostics,
                 "log the numerical rank of W_l(t) - W_l(0) per factor and the top singular values "
                 "of the end-to-end matrix at each log step (PDGESVD: moderate sizes)");
-  sub->add_option(
-      "--checkpoint-dir", o->run.checkpoint_dir,
-      "write checkpoints DIR/checkpoint-<iteration>.h5 here (one whenever the run stops)");
-  sub->add_option("--checkpoint-every", o->run.checkpoint_every,
-                  "also checkpoint at every K-th iteration (0: off)");
-  sub->add_option("--checkpoint-every-seconds", o->run.checkpoint_every_seconds,
-                  "also checkpoint when S seconds of wall time passed since the last one (0: off)");
-  sub->add_option("--keep-checkpoints", o->run.keep_checkpoints, "keep the newest N checkpoints")
-      ->capture_default_str();
-  sub->add_option("--restart", o->run.restart,
-                  "continue from checkpoint FILE, or 'auto': the newest in --checkpoint-dir (a "
-                  "fresh start when there is none)");
-  sub->add_option("--max-walltime", o->run.max_walltime,
-                  "[D-]HH:MM:SS: checkpoint and stop (exit status 75) before this much wall time");
-  sub->add_option("--memory-limit", o->run.memory_limit,
-                  "memory each rank may use, e.g. 8G (default: the node's available memory "
-                  "divided by its ranks); a run that needs more stops at once");
   sub->add_option("--preset", o->preset,
                   "ratings: the settings real ratings need (README); flags and --config override "
                   "each of them");
@@ -141,7 +111,7 @@ Command add_train_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--clip", o->clip, "clip predictions to the range of the training values");
   sub->add_flag("--no-permute", o->no_permute, "do not permute rows/columns before distributing");
-  sub->add_flag("--quiet", o->run.quiet, "no progress lines");
+  add_run_options(*sub, o->run, "write the final factors to this HDF5 file");
   return {sub, [o, sub, config_path] {
             apply_config_file(*sub, *config_path);
             apply_preset(*sub, *o);

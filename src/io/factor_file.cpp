@@ -86,7 +86,7 @@ IdMap read_ids(const h5::File& file, const std::string& name) {
 
 }  // namespace
 
-FactorFileInfo inspect_factor_file(const h5::File& file) {
+FactorFileInfo inspect_factor_file(const h5::File& file, bool allow_adapter) {
   const std::string& path = file.path();
   const h5::Attributes root = file.attributes();
   FactorFileInfo info;
@@ -94,8 +94,13 @@ FactorFileInfo inspect_factor_file(const h5::File& file) {
 
   const auto format = root.get_string("format");
   fail_if(!format, "{}: not a cdmf checkpoint (attribute 'format' is missing)", path);
-  fail_if(*format != kCheckpointFormat, "{}: not a cdmf checkpoint (format is '{}', expected '{}')",
-          path, *format, kCheckpointFormat);
+  fail_if(*format == kAdapterFormat && !allow_adapter,
+          "{}: a cdmf adapter (an update of a base model), not a model: apply it with --base and "
+          "--adapter",
+          path);
+  fail_if(*format != kCheckpointFormat && *format != kAdapterFormat,
+          "{}: not a cdmf checkpoint (format is '{}', expected '{}')", path, *format,
+          kCheckpointFormat);
   info.format = *format;
   const auto version = root.get_int("format_version");
   fail_if(!version, "{}: attribute 'format_version' is missing", path);
@@ -167,7 +172,7 @@ namespace {
 /// Collective: the root attributes of DESIGN.md section 3.
 void write_root_attributes(h5::Attributes root, const Chain& chain, const FactorFileMeta& meta,
                            const std::string& created) {
-  root.set_string("format", kCheckpointFormat);
+  root.set_string("format", meta.format);
   root.set_int("format_version", kCheckpointFormatVersion);
   root.set_string("cdmf_version", CDMF_VERSION);
   root.set_string("model", model_name(chain.kind));
@@ -182,14 +187,17 @@ void write_root_attributes(h5::Attributes root, const Chain& chain, const Factor
     root.set_double("clip_min", meta.clip->first);
     root.set_double("clip_max", meta.clip->second);
   }
+  for (const auto& [name, value] : meta.string_attributes) root.set_string(name, value);
+  for (const auto& [name, value] : meta.int_attributes) root.set_int(name, value);
+  for (const auto& [name, value] : meta.double_attributes) root.set_double(name, value);
 }
 
 }  // namespace
 
-FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path) {
+FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path, bool allow_adapter) {
   const h5::File file = h5::File::open(comm, path);
   FactorFileInfo info;
-  run_agreed(comm, [&] { info = inspect_factor_file(file); });
+  run_agreed(comm, [&] { info = inspect_factor_file(file, allow_adapter); });
   return info;
 }
 
@@ -221,7 +229,10 @@ void write_factor_file(const ProcessGrid& grid, const IndexLayout& layout, const
     bytes += 8 * (meta.biases->rows.size() + meta.biases->cols.size());
     objects += 3;
   }
-  const std::uint64_t text = meta.config_json.size() + created.size() + 256;
+  std::uint64_t text = meta.config_json.size() + created.size() + 256;
+  for (const auto& attribute : meta.string_attributes)
+    text += attribute.first.size() + attribute.second.size() + 64;
+  text += 64 * (meta.int_attributes.size() + meta.double_attributes.size());
   write_atomically(grid.comm(), path, [&](const std::string& temporary) {
     h5::File file = h5::File::create(grid.comm(), temporary);
     file.reserve(file_size_bound(bytes, objects, text));

@@ -30,6 +30,8 @@ Optimizer::Optimizer(const OptimizerConfig& config, const Chain& chain) : config
   fail_if(!(config.beta1 >= 0.0 && config.beta1 < 1.0 && config.beta2 >= 0.0 && config.beta2 < 1.0),
           "Adam betas must be in [0, 1)");
   fail_if(!(config.adam_epsilon > 0.0), "Adam epsilon must be positive");
+  fail_if(!(config.weight_decay >= 0.0) || !std::isfinite(config.weight_decay),
+          "--weight-decay must be non-negative (got {})", config.weight_decay);
   for (double multiplier : chain.lr_multipliers)
     fail_if(!(multiplier >= 0.0) || !std::isfinite(multiplier),
             "learning-rate multipliers must be non-negative and finite (got {})", multiplier);
@@ -48,6 +50,10 @@ void Optimizer::step(Chain& chain, const std::vector<DistMatrix>& gradient) {
     const double lr = config_.lr * chain.lr_multipliers[l];
     std::vector<double>& w = chain.factors[l].local();
     const std::vector<double>& g = gradient[l].local();
+    if (config_.weight_decay > 0.0) {
+      const double shrink = 1.0 - lr * config_.weight_decay;
+      for (double& x : w) x *= shrink;
+    }
     switch (config_.kind) {
       case OptimizerKind::kGd:
         for (size_t e = 0; e < w.size(); ++e) w[e] -= lr * g[e];

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "cdmf/linalg/scalapack.hpp"
 #include "cdmf/random/counter_rng.hpp"
 
 namespace cdmf::test {
@@ -24,6 +25,27 @@ SerialMatrix serial_end_to_end(const std::vector<SerialMatrix>& factors) {
   for (size_t l = 1; l < factors.size(); ++l) x = multiply(factors[l], x);
   return x;
 }
+
+namespace {
+/// dF/dW_l = (W_K..W_{l+1})^T S (W_{l-1}..W_1)^T for every l, each product formed from scratch.
+std::vector<SerialMatrix> factor_gradients(const std::vector<SerialMatrix>& factors,
+                                           const SerialMatrix& s) {
+  std::vector<SerialMatrix> gradient;
+  const size_t depth = factors.size();
+  for (size_t l = 0; l < depth; ++l) {
+    SerialMatrix left = s;
+    for (size_t q = depth - 1; q > l; --q) left = multiply(factors[q], left, true, false);
+    if (l == 0) {
+      gradient.push_back(left);
+      continue;
+    }
+    SerialMatrix right = factors[0];
+    for (size_t q = 1; q < l; ++q) right = multiply(factors[q], right);
+    gradient.push_back(multiply(left, right, false, true));
+  }
+  return gradient;
+}
+}  // namespace
 
 SerialBiases serial_fit_biases(const EntryList& entries, std::int64_t m, std::int64_t n,
                                double regularization, int sweeps) {
@@ -66,24 +88,57 @@ double serial_loss(const std::vector<SerialMatrix>& factors, const EntryList& en
     sse += r * r;
     s(entries.rows[e], entries.cols[e]) = r / normalization;
   }
-  if (gradient) {
-    // dF/dW_l = (W_K..W_{l+1})^T S (W_{l-1}..W_1)^T, each product formed from scratch.
-    gradient->clear();
-    const size_t depth = factors.size();
-    for (size_t l = 0; l < depth; ++l) {
-      SerialMatrix left = s;
-      for (size_t q = depth - 1; q > l; --q) left = multiply(factors[q], left, true, false);
-      if (l == 0) {
-        gradient->push_back(left);
-        continue;
-      }
-      SerialMatrix right = factors[0];
-      for (size_t q = 1; q < l; ++q) right = multiply(factors[q], right);
-      gradient->push_back(multiply(left, right, false, true));
-    }
-  }
+  if (gradient) *gradient = factor_gradients(factors, s);
   return sse / (2.0 * normalization);
 }
+
+double serial_linear_loss(const std::vector<SerialMatrix>& factors, const SerialMatrix& base,
+                          const SerialMatrix& inputs, const SerialMatrix& targets,
+                          std::vector<SerialMatrix>* gradient) {
+  SerialMatrix w = serial_end_to_end(factors);
+  for (size_t e = 0; e < w.data.size(); ++e) w.data[e] += base.data[e];
+  SerialMatrix r = multiply(w, inputs);
+  double sse = 0.0;
+  for (size_t e = 0; e < r.data.size(); ++e) {
+    r.data[e] -= targets.data[e];
+    sse += r.data[e] * r.data[e];
+  }
+  const double samples = static_cast<double>(inputs.cols);
+  if (gradient) {
+    SerialMatrix s = multiply(r, inputs, false, true);
+    for (double& v : s.data) v /= samples;
+    *gradient = factor_gradients(factors, s);
+  }
+  return sse / (2.0 * samples);
+}
+
+SerialMatrix serial_orth(SerialMatrix a) {
+  const int m = static_cast<int>(a.rows), n = static_cast<int>(a.cols);
+  std::vector<double> tau(static_cast<size_t>(n)), work(static_cast<size_t>(64 * n));
+  int lwork = static_cast<int>(work.size()), info = 0;
+  dgeqrf_(&m, &n, a.data.data(), &m, tau.data(), work.data(), &lwork, &info);
+  dorgqr_(&m, &n, &n, a.data.data(), &m, tau.data(), work.data(), &lwork, &info);
+  return a;
+}
+
+void serial_top_singular_vectors(SerialMatrix g, std::int64_t rank, SerialMatrix& left,
+                                 SerialMatrix& right) {
+  const int m = static_cast<int>(g.rows), n = static_cast<int>(g.cols), k = std::min(m, n);
+  std::vector<double> s(static_cast<size_t>(k)), u(static_cast<size_t>(m) * k),
+      vt(static_cast<size_t>(k) * n);
+  std::vector<double> work(static_cast<size_t>(10 * (m + n) * 8));
+  int lwork = static_cast<int>(work.size()), info = 0;
+  dgesvd_("S", "S", &m, &n, g.data.data(), &m, s.data(), u.data(), &m, vt.data(), &k, work.data(),
+          &lwork, &info, 1, 1);
+  left = {g.rows, rank, {}};
+  right = {g.cols, rank, {}};
+  for (std::int64_t c = 0; c < rank; ++c)
+    for (std::int64_t i = 0; i < g.rows; ++i) left.data.push_back(u[i + c * m]);
+  for (std::int64_t c = 0; c < rank; ++c)
+    for (std::int64_t j = 0; j < g.cols; ++j) right.data.push_back(vt[c + j * k]);
+}
+
+SerialMatrix projector(const SerialMatrix& v) { return multiply(v, v, false, true); }
 
 SerialMatrix gather_original(const DistMatrix& x, const IndexLayout& layout, Space row_space,
                              Space col_space) {

@@ -40,6 +40,21 @@ SerialBiases serial_fit_biases(const EntryList& entries, std::int64_t m, std::in
 
 SerialMatrix serial_end_to_end(const std::vector<SerialMatrix>& factors);
 
+/// The linear-layer measurement of an adaptation, dense: with DeltaW = W_K ... W_1 formed,
+/// R = (W0 + DeltaW) X - Y, f = ||R||_F^2 / (2s) (s = X.cols), dF/dDeltaW = R X^T / s and the
+/// factor gradients from it as in serial_loss.
+double serial_linear_loss(const std::vector<SerialMatrix>& factors, const SerialMatrix& base,
+                          const SerialMatrix& inputs, const SerialMatrix& targets,
+                          std::vector<SerialMatrix>* gradient = nullptr);
+
+/// Columns [0, a.cols) of the orthonormal Q of a (LAPACK dgeqrf + dorgqr).
+SerialMatrix serial_orth(SerialMatrix a);
+/// Top-`rank` left and right singular vectors of g (LAPACK dgesvd).
+void serial_top_singular_vectors(SerialMatrix g, std::int64_t rank, SerialMatrix& left,
+                                 SerialMatrix& right);
+/// V V^T.
+SerialMatrix projector(const SerialMatrix& v);
+
 /// Collective: every factor gathered to rank 0 in original index order (empty elsewhere).
 std::vector<SerialMatrix> gather_chain(const Chain& chain, const IndexLayout& layout);
 /// Collective: a distributed matrix in the permuted (rows: m space, cols: n space) layout,

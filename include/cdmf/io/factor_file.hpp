@@ -28,6 +28,8 @@ class File;
 
 inline constexpr const char* kCheckpointFormat = "cdmf-checkpoint";
 inline constexpr int kCheckpointFormatVersion = 1;
+/// Adapter files (DESIGN.md section 3): the same layout, DeltaW = W_K ... W_1 of a base.
+inline constexpr const char* kAdapterFormat = "cdmf-adapter";
 
 /// Root attributes and factor shapes of a factor file / checkpoint.
 struct FactorFileInfo {
@@ -50,15 +52,18 @@ struct FactorFileInfo {
   std::optional<std::pair<double, double>> clip;
 };
 
-/// Collective: opens `path`, checks format == "cdmf-checkpoint" and format_version == 1, that
+/// Collective: opens `path`, checks format == "cdmf-checkpoint" (or "cdmf-adapter" when
+/// `allow_adapter`; an adapter is an update of a base, never a model on its own) and
+/// format_version == 1, that
 /// /factors/W1..WK exist as 2-D float64 datasets forming a chain (cols of W_{l+1} == rows of
 /// W_l, WK rows == rows, W1 cols == cols). Errors name the file and the problem: missing file,
 /// not HDF5, wrong format/version, missing or mis-shaped factors, truncated file.
-FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path);
+FactorFileInfo read_factor_file_info(MPI_Comm comm, const std::string& path,
+                                     bool allow_adapter = false);
 
 /// Independent: the checks of read_factor_file_info on a file that is already open (callers
 /// agree on failure with run_agreed).
-FactorFileInfo inspect_factor_file(const h5::File& file);
+FactorFileInfo inspect_factor_file(const h5::File& file, bool allow_adapter = false);
 
 /// Collective: reads the factors of `info` into DistMatrices with `block` on `grid`, W1's
 /// columns into the layout's permuted column space and WK's rows into its permuted row
@@ -68,6 +73,12 @@ std::vector<DistMatrix> read_factors(const ProcessGrid& grid, const IndexLayout&
 
 /// What a factor file records besides the factors.
 struct FactorFileMeta {
+  // A constructor rather than an aggregate: callers brace-initialise the leading fields.
+  FactorFileMeta(std::int64_t iteration_ = 0, std::string config_json_ = "{}",
+                 const Biases* biases_ = nullptr,
+                 std::optional<std::pair<double, double>> clip_ = std::nullopt)
+      : iteration(iteration_), config_json(std::move(config_json_)), biases(biases_),
+        clip(std::move(clip_)) {}
   std::int64_t iteration = 0;
   std::string config_json = "{}";
   /// Biases of the model (model/biases.hpp), written as /biases (attr mu; /biases/rows (m) and
@@ -75,6 +86,11 @@ struct FactorFileMeta {
   const Biases* biases = nullptr;
   /// Range predictions are clipped to (root attributes clip_min, clip_max); none: no clipping.
   std::optional<std::pair<double, double>> clip;
+  std::string format = kCheckpointFormat;  // or kAdapterFormat
+  /// More root attributes (an adapter's: adapter, rank, base_fingerprint, ...).
+  std::vector<std::pair<std::string, std::string>> string_attributes;
+  std::vector<std::pair<std::string, std::int64_t>> int_attributes;
+  std::vector<std::pair<std::string, double>> double_attributes;
 };
 
 class StagedWriter;

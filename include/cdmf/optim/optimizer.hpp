@@ -6,6 +6,8 @@
 ///   nesterov:  v = mu v + g;  W -= lr_l (g + mu v)            (PyTorch SGD nesterov=True)
 ///   adam:      m = b1 m + (1-b1) g;  s = b2 s + (1-b2) g^2;
 ///              W -= lr_l (m / (1-b1^t)) / (sqrt(s / (1-b2^t)) + eps_adam)
+/// With weight decay w > 0 every rule first shrinks the factor, W -= lr_l w W (decoupled, as
+/// PyTorch's AdamW: with adam it is AdamW exactly).
 /// All updates are local to each rank's blocks (the state has the factors' layouts).
 #include <cstdint>
 #include <string>
@@ -28,6 +30,7 @@ struct OptimizerConfig {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double adam_epsilon = 1e-8;
+  double weight_decay = 0.0;  // decoupled (AdamW); 0: off
 };
 
 class Optimizer {
