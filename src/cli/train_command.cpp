@@ -86,8 +86,8 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--init-structure", o->init_structure,
                   "compressed: the deep init it starts from: dense (QR of Gaussians, the "
                   "published one), implicit (signed permutations, a sparse truncated SVD of the "
-                  "first gradient: no h x n or h x h matrix), auto (implicit when max(m, n) > 4000 "
-                  "or the dense one does not fit)")
+                  "first gradient: no h x n or h x h matrix), auto (implicit when the width is at "
+                  "least max(m, n) and max(m, n) > 4000 or the dense one does not fit)")
       ->capture_default_str();
   sub->add_option("--strategy", o->strategy,
                   "auto|dense|sparse: loss evaluation (auto: sparse for thin chains)")

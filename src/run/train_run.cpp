@@ -381,10 +381,13 @@ int run_train(const TrainOptions& options) {
     }
     const bool thin = kind != ModelKind::kDeep;
     footprint.dense_strategy = !uses_sparse_strategy(o.strategy, thin, false);
+    // The structured init is defined for widths h >= max(m, n) (signed permutations cut to
+    // shape); a narrower deep init (e.g. the ratings preset's min(m, n)) stays dense.
     if (builds_compressed && o.init_structure == "auto")
-      implicit_init = std::max(m, n) > kImplicitInitSize ||
-                      plan_train_memory("", footprint, grid).per_rank_bytes(grid.size()) >
-                          session.budget().per_rank_bytes;
+      implicit_init = footprint.deep_init_width >= std::max(m, n) &&
+                      (std::max(m, n) > kImplicitInitSize ||
+                       plan_train_memory("", footprint, grid).per_rank_bytes(grid.size()) >
+                           session.budget().per_rank_bytes);
     if (implicit_init) {
       footprint.implicit_init = true;
       footprint.rank = o.rank;
