@@ -34,7 +34,7 @@
 #include <string>
 #include <vector>
 
-#include "bench_chains.hpp"
+#include "bench_support.hpp"
 #include "cdmf/data/layout.hpp"
 #include "cdmf/model/chain.hpp"
 #include "cdmf/random/counter_rng.hpp"
@@ -272,17 +272,8 @@ int main(int argc, char** argv) {
   tally.on = true;
   strategy.evaluate(chain, &gradient, false);
   tally.on = false;
-  std::vector<double> times;
-  for (int i = 0; i < iters; ++i) {
-    MPI_Barrier(grid.comm());
-    const double t0 = MPI_Wtime();
-    strategy.evaluate(chain, &gradient, false);
-    double elapsed = MPI_Wtime() - t0;
-    MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX, grid.comm());
-    times.push_back(elapsed);
-  }
-  std::sort(times.begin(), times.end());
-  const double seconds = times[times.size() / 2];
+  const double seconds = cdmf::bench::median_seconds(
+      iters, grid.comm(), [&] { strategy.evaluate(chain, &gradient, false); });
   const double measured_per_observation = seconds * grid.size() / static_cast<double>(obs.global_count);
   const double per_observation =
       ns_per_observation > 0.0 ? ns_per_observation * 1e-9 : measured_per_observation;

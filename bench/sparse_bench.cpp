@@ -23,7 +23,7 @@
 #include <sstream>
 #include <vector>
 
-#include "bench_chains.hpp"
+#include "bench_support.hpp"
 #include "cdmf/data/layout.hpp"
 #include "cdmf/linalg/scalapack.hpp"
 #include "cdmf/model/chain.hpp"
@@ -69,22 +69,6 @@ struct Case {
   double entries;         // |Omega|
 };
 
-/// Median over `iters` runs of `work`, each timed on the slowest rank.
-template <typename Work>
-double median_seconds(int iters, MPI_Comm comm, Work work) {
-  std::vector<double> times;
-  for (int i = 0; i < iters; ++i) {
-    MPI_Barrier(comm);
-    const double t0 = MPI_Wtime();
-    work();
-    double elapsed = MPI_Wtime() - t0;
-    MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX, comm);
-    times.push_back(elapsed);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
 /// The kernel alone and the plain loop on this rank's entries with random panels.
 std::pair<double, double> time_kernels(const cdmf::Observations& obs, const cdmf::IndexLayout& layout,
                                        const cdmf::ProcessGrid& grid, std::int64_t m, std::int64_t n,
@@ -111,7 +95,7 @@ std::pair<double, double> time_kernels(const cdmf::Observations& obs, const cdmf
                             a = panel(rows.count(), stride, 3);
   std::vector<double> y(p.size()), z(bt.size());
   const cdmf::FusedPassPanels panels{p.data(), bt.data(), a.data(), stride};
-  const double pass = median_seconds(iters, grid.comm(), [&] {
+  const double pass = cdmf::bench::median_seconds(iters, grid.comm(), [&] {
     std::fill(y.begin(), y.end(), 0.0);
     std::fill(z.begin(), z.end(), 0.0);
     cdmf::fused_pass(grouped, panels, inv_n, y.data(), z.data());
@@ -121,7 +105,7 @@ std::pair<double, double> time_kernels(const cdmf::Observations& obs, const cdmf
                             a1 = panel(rows.count(), k, 3);
   std::vector<double> y1(p1.size()), z1(bt1.size());
   volatile double sink = 0.0;
-  const double scalar = median_seconds(iters, grid.comm(), [&] {
+  const double scalar = cdmf::bench::median_seconds(iters, grid.comm(), [&] {
     std::fill(y1.begin(), y1.end(), 0.0);
     std::fill(z1.begin(), z1.end(), 0.0);
     double sse = 0.0;
@@ -165,7 +149,7 @@ Case run_case(const cdmf::ProcessGrid& grid, double entries, std::int64_t k, int
   cdmf::SparseStrategy strategy(obs, nullptr, std::nullopt, std::nullopt, double(m) * double(n));
   std::vector<cdmf::DistMatrix> gradient;
   strategy.evaluate(chain, &gradient, false);  // warm-up (also builds the local index)
-  const double seconds = median_seconds(iters, grid.comm(), [&] { strategy.evaluate(chain, &gradient, false); });
+  const double seconds = cdmf::bench::median_seconds(iters, grid.comm(), [&] { strategy.evaluate(chain, &gradient, false); });
   const auto [pass, scalar] = time_kernels(obs, layout, grid, m, n, k, iters);
   return {seconds, pass, scalar, static_cast<double>(obs.global_count)};
 }

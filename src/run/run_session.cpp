@@ -15,13 +15,11 @@
 namespace cdmf::run {
 namespace {
 
-/// "12.3 MB" or "45.6 kB" for progress lines.
+/// "12.3 MB" for the checkpoint line, or "size unknown".
 std::string file_size_text(const std::string& path) {
   std::error_code code;
   const auto bytes = static_cast<double>(std::filesystem::file_size(path, code));
-  if (code) return "size unknown";
-  return bytes >= 1e6 ? fmt::format("{:.1f} MB", bytes / 1e6)
-                      : fmt::format("{:.1f} kB", bytes / 1e3);
+  return code ? std::string("size unknown") : byte_text(bytes);
 }
 
 }  // namespace

@@ -1,5 +1,9 @@
 #pragma once
-// Chains the benchmarks evaluate, shared by cdmf_bench_sparse and cdmf_bench_comm.
+// What the benchmarks share (cdmf_bench_sparse, cdmf_bench_comm): the chain they evaluate and
+// the median timing of a collective piece of work.
+#include <mpi.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -27,6 +31,22 @@ inline Chain compressed_shape_chain(const ProcessGrid& grid, const IndexLayout& 
     chain.lr_multipliers.push_back(1.0);
   }
   return chain;
+}
+
+/// Median over `iters` runs of `work`, each timed on the slowest rank.
+template <typename Work>
+double median_seconds(int iters, MPI_Comm comm, Work work) {
+  std::vector<double> times;
+  for (int i = 0; i < iters; ++i) {
+    MPI_Barrier(comm);
+    const double t0 = MPI_Wtime();
+    work();
+    double elapsed = MPI_Wtime() - t0;
+    MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX, comm);
+    times.push_back(elapsed);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace cdmf::bench
