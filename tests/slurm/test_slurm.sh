@@ -232,13 +232,18 @@ chain() {
   done
   # What `#SBATCH --signal=B:USR1@...` sends before the time limit, now.
   scancel --signal=USR1 --batch "$first"
-  # Until the chain is over. Slurm holds a requeued job back for about two minutes
-  # (reason BeginTime, which it shows only once the first run has finished completing, which can
-  # take a while): whenever it does, let the job start at once.
+  # Until the chain is over: no job queued and the chain's log says how it ended (a requeued
+  # job can be missing from squeue for a moment while Slurm requeues it, so an empty queue
+  # alone is not the end). Slurm holds a requeued job back for about two minutes (reason
+  # BeginTime, which it shows only once the first run has finished completing, which can take
+  # a while): whenever it does, let the job start at once.
   for _ in $(seq 600); do
     local state
     state=$(squeue -h -o '%i %T %r' 2> /dev/null) || { sleep 0.5; continue; }  # a busy slurmctld
-    [[ -z $state ]] && break
+    if [[ -z $state ]] &&
+      grep -qE 'finished the run|failed|MAX_LINKS|cannot submit' "$run/chain.log"; then
+      break
+    fi
     if [[ $mode == requeue && $state == *"$first PENDING BeginTime"* ]]; then
       scontrol update JobId="$first" StartTime=now || true
     fi
