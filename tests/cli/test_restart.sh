@@ -215,32 +215,42 @@ killed_during_write() {
   local model=(--data big/train.tsv --model deep --depth 3 --width 200 --init-scale 0.5
     --optimizer adam --lr 0.001 --quiet)
   mpi 2 generate --rows 200 --cols 200 --rank 4 --observed 0.3 --seed 3 --out big > /dev/null
-  local attempt files
-  for attempt in 1 2 3 4 5; do
-    rm -rf ck_kill
-    "$MPIEXEC" -n 2 "${PREFLAGS[@]}" "$CDMF" train "${model[@]}" --iters 100000 --log-every 1 \
-      --checkpoint-dir ck_kill --checkpoint-every 1 --keep-checkpoints 2 > kill.log 2>&1 &
-    local launcher=$!
-    # Wait for two complete checkpoints, then for a write in progress.
-    for _ in $(seq 2000); do
-      files=(ck_kill/checkpoint-*.h5)
-      [[ -e ${files[1]:-} ]] && break
-      sleep 0.01
-    done
-    for _ in $(seq 5000); do
-      compgen -G "ck_kill/.checkpoint-*.h5.tmp.*" > /dev/null && break
-    done
-    sleep "0.00$((attempt + 2))"  # into the write (about 13 ms here), past the file creation
-    local ranks
-    ranks=$(pgrep -P "$launcher" || true)
-    [[ -n $ranks ]] && kill -KILL $ranks
-    wait "$launcher" || true
-    compgen -G "ck_kill/.checkpoint-*.h5.tmp.*" > /dev/null && break
-    echo "attempt $attempt: the write finished before the kill; again"
+  rm -rf ck_kill
+  "$MPIEXEC" -n 2 "${PREFLAGS[@]}" "$CDMF" train "${model[@]}" --iters 100000 --log-every 1 \
+    --checkpoint-dir ck_kill --checkpoint-every 1 --keep-checkpoints 2 > kill.log 2>&1 &
+  local launcher=$! files
+  # Two complete checkpoints: the ranks are running and writing one every iteration.
+  until files=(ck_kill/checkpoint-*.h5); [[ -e ${files[1]:-} ]]; do
+    kill -0 "$launcher" 2> /dev/null || { cat kill.log; return 1; }
+    sleep 0.01
   done
-  local temporary newest
-  temporary=$(compgen -G "ck_kill/.checkpoint-*.h5.tmp.*")
-  local complete=(ck_kill/checkpoint-*.h5)  # names sort by iteration
+  local ranks
+  mapfile -t ranks < <(pgrep -P "$launcher")
+  [[ ${#ranks[@]} -eq 2 ]]
+  # Catch a write in progress without guessing its duration: spin (glob and kill are builtins,
+  # nothing forks) until a temporary holds data, freeze both ranks, and if the temporary is still
+  # there the write had not been renamed into place: kill them. Otherwise the write finished in
+  # between; let them go on to the next checkpoint and try again.
+  local temporary="" tries=0 found
+  local deadline=$((SECONDS + 300))
+  shopt -s nullglob
+  while [[ -z $temporary ]] && ((SECONDS < deadline)); do
+    found=(ck_kill/.checkpoint-*.h5.tmp.*)
+    [[ ${#found[@]} -gt 0 && -s ${found[0]} ]] || continue
+    kill -STOP "${ranks[@]}"
+    tries=$((tries + 1))
+    if [[ -e ${found[0]} ]]; then
+      temporary=${found[0]}
+      kill -KILL "${ranks[@]}"
+    else
+      kill -CONT "${ranks[@]}"
+    fi
+  done
+  shopt -u nullglob
+  wait "$launcher" || true
+  [[ -n $temporary ]] || { echo "no write caught in progress in 300 s ($tries tries)"; return 1; }
+  echo "note: caught a write in progress on try $tries"
+  local complete=(ck_kill/checkpoint-*.h5) newest  # names sort by iteration
   newest=$(basename "${complete[-1]}")
   echo "note: killed while writing $temporary ($(stat -c %s "$temporary") bytes); newest complete: $newest"
   for file in ck_kill/checkpoint-*.h5; do
