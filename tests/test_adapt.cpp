@@ -219,49 +219,69 @@ TEST(Adapt, GradientsMatchFiniteDifferences) {
 }
 
 TEST(Adapt, DeepCompressedMatchesSerialConstruction) {
-  const std::int64_t m = 14, n = 12, s = 9, r = 4;
+  const std::int64_t s = 9, r = 4;
   const double eps = 1e-2;
-  const Bases bases = make_bases(m, n);
-  const SerialMatrix x = random_matrix(n, s, 4), y = random_matrix(m, s, 5);
-  for (GridShape shape : test::available_shapes())
-    test::on_grid(shape, [&](const ProcessGrid& grid) {
-      IndexLayout layout(m, n, choose_block_size(m, n, grid, 3), 23);
-      const Base base = distributed_base(grid, layout, bases, false);
-      LinearStrategy loss = linear_measurement(grid, layout, base, x, y);
-      const AdapterConfig config{AdapterKind::kDeepCompressed, r, 3, eps, 0.25, 0.0, 0, 29};
-      const Chain deep = overparameterized_adapter(grid, layout, config);
-      const Chain adapter = make_adapter(grid, layout, config, &loss);
-      const auto serial_deep = test::gather_chain(deep, layout);
-      const SerialMatrix vt = test::gather_original(adapter.factors.front(), layout, Space::kInner, Space::kCols);
-      const SerialMatrix x0 = test::gather_original(end_to_end(adapter), layout, Space::kRows, Space::kCols);
-      if (!grid.is_root()) return;
-      EXPECT_EQ(adapter.lr_multipliers, (std::vector<double>{0.25, 1, 1, 1, 0.25}));
-      EXPECT_EQ(adapter.width(), r);
-      std::vector<SerialMatrix> gradient;
-      test::serial_linear_loss(serial_deep, bases.dense, x, y, &gradient);
-      SerialMatrix u_g, v_g;
-      test::serial_top_singular_vectors(gradient[0], r / 2, u_g, v_g);
-      SerialMatrix stacked = v_g;
-      for (double value : test::multiply(serial_deep[0], u_g, true, false).data)
-        stacked.data.push_back(value / eps);
-      stacked.cols = r;
-      const SerialMatrix v_ref = test::serial_orth(stacked);
-      // Both bases are orthonormal and r wide: V^T P_ref = V^T iff they span one subspace.
-      const SerialMatrix projected = test::multiply(vt, test::projector(v_ref));
-      EXPECT_LT(test::relative_error(projected.data, vt.data), 1e-10);
-      const SerialMatrix expected =
-          test::multiply(test::serial_end_to_end(serial_deep), test::projector(v_ref));
-      EXPECT_LT(test::relative_error(x0.data, expected.data), 1e-10);
-    });
+  for (auto [m, n] : {std::pair<std::int64_t, std::int64_t>{14, 12}, {12, 14}}) {
+    SCOPED_TRACE(std::to_string(m) + " x " + std::to_string(n));
+    const Bases bases = make_bases(m, n);
+    const SerialMatrix x = random_matrix(n, s, 4), y = random_matrix(m, s, 5);
+    for (GridShape shape : test::available_shapes())
+      test::on_grid(shape, [&](const ProcessGrid& grid) {
+        IndexLayout layout(m, n, choose_block_size(m, n, grid, 3), 23);
+        const Base base = distributed_base(grid, layout, bases, false);
+        LinearStrategy loss = linear_measurement(grid, layout, base, x, y);
+        const AdapterConfig config{AdapterKind::kDeepCompressed, r, 3, eps, 0.25, 0.0, 0, 29};
+        const Chain deep = overparameterized_adapter(grid, layout, config);
+        const Chain adapter = make_adapter(grid, layout, config, &loss);
+        const auto serial_deep = test::gather_chain(deep, layout);
+        const SerialMatrix vt = test::gather_original(adapter.factors.front(), layout, Space::kInner, Space::kCols);
+        const SerialMatrix u = test::gather_original(adapter.factors.back(), layout, Space::kRows, Space::kInner);
+        const SerialMatrix x0 = test::gather_original(end_to_end(adapter), layout, Space::kRows, Space::kCols);
+        if (!grid.is_root()) return;
+        EXPECT_EQ(adapter.lr_multipliers, (std::vector<double>{0.25, 1, 1, 1, 0.25}));
+        EXPECT_EQ(adapter.width(), r);
+        std::vector<SerialMatrix> gradient;
+        test::serial_linear_loss(serial_deep, bases.dense, x, y, &gradient);
+        SerialMatrix u_g, v_g;
+        test::serial_top_singular_vectors(gradient[0], r / 2, u_g, v_g);
+        const SerialMatrix q = test::serial_end_to_end(serial_deep);  // eps^3 Q
+        const double eps3 = eps * eps * eps;
+        // The orthonormal basis of the side it is built on (n when m <= n, else m), serially.
+        SerialMatrix stacked;
+        if (m <= n) {
+          stacked = v_g;
+          for (double value : test::multiply(serial_deep[0], u_g, true, false).data)
+            stacked.data.push_back(value / eps);
+        } else {
+          stacked = test::multiply(serial_deep[2], test::multiply(serial_deep[1], u_g));
+          for (double& value : stacked.data) value /= eps * eps;
+          for (double value : test::multiply(q, v_g).data) stacked.data.push_back(value / eps3);
+        }
+        stacked.cols = r;
+        const SerialMatrix basis = test::serial_orth(stacked);
+        // Both bases are orthonormal and r wide: B^T P_ref = B^T iff they span one subspace.
+        if (m <= n) {
+          const SerialMatrix projected = test::multiply(vt, test::projector(basis));
+          EXPECT_LT(test::relative_error(projected.data, vt.data), 1e-10);
+          const SerialMatrix expected = test::multiply(q, test::projector(basis));
+          EXPECT_LT(test::relative_error(x0.data, expected.data), 1e-10);
+        } else {
+          const SerialMatrix projected = test::multiply(test::projector(basis), u);
+          EXPECT_LT(test::relative_error(projected.data, u.data), 1e-10);
+          const SerialMatrix expected = test::multiply(test::projector(basis), q);
+          EXPECT_LT(test::relative_error(x0.data, expected.data), 1e-10);
+        }
+      });
+  }
 }
 
-TEST(Adapt, CompressedFollowsOverparameterizedTrajectoryForOrthogonalMeasurement) {
+/// Returns the largest end-to-end gap relative to ||DeltaW*||.
+double orthogonal_measurement_gap(std::int64_t m, std::int64_t n) {
   // X = c I (s = n samples): f = c^2/(2n) ||W0 + DeltaW - W*||^2, the whitened case in which
   // the theory makes the compressed chain (gamma = 0) follow the deep one exactly under GD.
-  // Square (the theory's exactness needs W_1 and W_L orthogonal both ways: with m != n the
-  // widest factor's complement leaks, measured at a gap of 0.75 for 20 x 16), singular
-  // values 1 and 0.9 so both directions escape the small init within a few thousand steps.
-  const std::int64_t m = 8, n = 8, r = 4;
+  // Singular values 1 and 0.9 so both directions escape the small init within a few thousand
+  // steps.
+  const std::int64_t r = 4;
   const double c = std::sqrt(double(n)), eps = 1e-3;
   const Bases bases = make_bases(m, n);
   SerialMatrix left = test::serial_orth(random_matrix(m, r / 2, 7));
@@ -275,6 +295,7 @@ TEST(Adapt, CompressedFollowsOverparameterizedTrajectoryForOrthogonalMeasurement
   const SerialMatrix y = test::multiply(target, x);
   const double update_norm = std::sqrt(std::inner_product(update.data.begin(), update.data.end(),
                                                           update.data.begin(), 0.0));
+  double result = 0.0;
   test::on_grid(near_square_shape(test::world_size()), [&](const ProcessGrid& grid) {
     IndexLayout layout(m, n, choose_block_size(m, n, grid), 3);
     const Base base = distributed_base(grid, layout, bases, false);
@@ -298,11 +319,25 @@ TEST(Adapt, CompressedFollowsOverparameterizedTrajectoryForOrthogonalMeasurement
     }
     EXPECT_LT(f, 1e-16) << "the overparameterized adapter must fit the update";
     EXPECT_GT(t, 100) << "the escape from the small init must be part of the trajectory";
-    EXPECT_LT(worst, 1e-8);
+    result = worst;
     if (grid.is_root())
-      std::printf("orthogonal measurement: %lld iterations, max end-to-end gap %.3e ||DeltaW*||\n",
-                  static_cast<long long>(t), worst);
+      std::printf("orthogonal measurement %lld x %lld: %lld iterations, max end-to-end gap %.3e ||DeltaW*||\n",
+                  static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(t), worst);
   });
+  return result;
+}
+
+TEST(Adapt, CompressedFollowsOverparameterizedTrajectoryForOrthogonalMeasurement) {
+  // Square: every O_l is orthogonal, the theory's exact case (measured 1.5e-9).
+  EXPECT_LT(orthogonal_measurement_gap(8, 8), 1e-8);
+  // m != n is outside it: the boundary factor of the width-max(m, n) adapter (O_1 h x n when
+  // m > n, O_L m x h when m < n) is a partial isometry, so span([V_S0, Q^T U_S0]) is not
+  // invariant (Q^T Q V_S0 or Q Q^T U_S0 leave it) and width 2 rhat only follows closely:
+  // measured 1.9e-3 (8 x 6) and 8.2e-5 (6 x 8); the third block Q^T Q V_S0 (wide) or
+  // Q Q^T U_S0 (tall), width 3 rhat, closes the subspace and gave 1.1e-9 in both (not built:
+  // docs/adaptation.md). Before the tall side was built from U_S0 the 8 x 6 gap was 0.74.
+  EXPECT_LT(orthogonal_measurement_gap(8, 6), 1e-2);
+  EXPECT_LT(orthogonal_measurement_gap(6, 8), 1e-3);
 }
 
 TEST(Adapt, WeightDecayIsDecoupled) {

@@ -138,20 +138,27 @@ Chain compress_implicit(const ProcessGrid& grid, const IndexLayout& layout, cons
   }
   const double svd_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  // V = orth([V_S0, Q^T U_S0]) on the grid, then U = Q V.
+  // m <= n: V = orth([V_S0, Q^T U_S0]) on the grid, then U = Q V; m > n: U = orth([U_S0, Q V_S0]),
+  // then V = Q^T U (as compression_factors, model/compression.cpp, says why).
   const int block = layout.block();
   const std::int64_t k = 2 * rank;
-  std::vector<double> lifted = init.apply_transposed(top.u, rank);
-  DistMatrix v(grid, n, k, block);
-  v.fill([&](std::int64_t j, std::int64_t c) { return c < rank ? top.v[j + c * n] : lifted[j + (c - rank) * n]; });
+  const bool tall = m > n;
+  const std::int64_t side = tall ? m : n;
+  const std::vector<double>& own = tall ? top.u : top.v;
+  std::vector<double> lifted = tall ? init.apply(top.v, rank) : init.apply_transposed(top.u, rank);
+  DistMatrix basis(grid, side, k, block);
+  basis.fill([&](std::int64_t j, std::int64_t c) { return c < rank ? own[j + c * side] : lifted[j + (c - rank) * side]; });
   std::vector<double>().swap(lifted);
-  orthonormalize_columns(v);
-  std::vector<double> v_full = v.gather();
-  v_full.resize(static_cast<size_t>(n * k));
-  check_mpi(MPI_Bcast(v_full.data(), static_cast<int>(n * k), MPI_DOUBLE, 0, grid.comm()), "MPI_Bcast");
-  const std::vector<double> u_full = init.apply(v_full, k);
-  DistMatrix u(grid, m, k, block);
-  u.fill([&](std::int64_t i, std::int64_t c) { return u_full[i + c * m]; });
+  orthonormalize_columns(basis);
+  std::vector<double> basis_full = basis.gather();
+  basis_full.resize(static_cast<size_t>(side * k));
+  check_mpi(MPI_Bcast(basis_full.data(), static_cast<int>(side * k), MPI_DOUBLE, 0, grid.comm()), "MPI_Bcast");
+  const std::vector<double> other_full = tall ? init.apply_transposed(basis_full, k) : init.apply(basis_full, k);
+  const std::int64_t other_side = tall ? n : m;
+  DistMatrix other(grid, other_side, k, block);
+  other.fill([&](std::int64_t i, std::int64_t c) { return other_full[i + c * other_side]; });
+  DistMatrix v = tall ? std::move(other) : std::move(basis);
+  DistMatrix u = tall ? std::move(basis) : std::move(other);
   if (report != nullptr) {
     top.u.clear();
     top.v.clear();

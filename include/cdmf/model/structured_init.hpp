@@ -13,8 +13,10 @@
 /// Compression (compress_implicit), with the same mathematics as compress_chain: X(0) =
 /// eps^L Q, S0 = dF/dX at X(0) (nonzero on Omega only), G = eps^(L-1) (O_L..O_2)^T S0, so
 /// V_G = the top-rhat right singular vectors V_S0 of S0 and W_1(0)^T U_G / eps = Q^T U_S0;
-/// V = orth([V_S0, Q^T U_S0]) and U = W_L...W_1 V / eps^L = Q V. The truncated SVD of S0 is
-/// sparse_truncated_svd (PARPACK); V's QR is PDGEQRF on n x 2 rhat.
+/// V = orth([V_S0, Q^T U_S0]) and U = W_L...W_1 V / eps^L = Q V when m <= n; when m > n the
+/// transposed construction U = orth([U_S0, Q V_S0]), V = Q^T U (compression_factors says why).
+/// The truncated SVD of S0 is sparse_truncated_svd (PARPACK); the QR is PDGEQRF on
+/// max(m, n) x 2 rhat.
 #include <cstdint>
 #include <vector>
 
