@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "cdmf/core/error.hpp"
+#include "cdmf/io/adapt_inputs.hpp"
 #include "cdmf/model/adapter.hpp"
 #include "cdmf/model/base.hpp"
 #include "cdmf/optim/optimizer.hpp"
@@ -172,6 +174,54 @@ TEST(Adapt, EntriesMeasurementMatchesSerial) {
           expect_matches(f_dense, g_dense, serial_f, serial_gradient, what + ", dense");
         }
       }
+    });
+}
+
+TEST(Adapt, BaseWithBiasesAddsThemAtEntries) {
+  // A ratings model (chain + mu + b_i + c_j): the offsets of the entries measurement hold the
+  // biases, so the update fits y - W0_ij - mu - b_i - c_j; the linear layer refuses such a base.
+  const std::int64_t m = 30, n = 22;
+  const Bases bases = make_bases(m, n);
+  const EntryList entries = test::random_entries(m, n, 0.4, 8, random_matrix(m, n, 6));
+  std::vector<double> row_bias, col_bias;
+  for (std::int64_t i = 0; i < m; ++i) row_bias.push_back(0.3 * gaussian(31, 40, i));
+  for (std::int64_t j = 0; j < n; ++j) col_bias.push_back(0.3 * gaussian(31, 41, j));
+  const double mu = 3.5;
+  EntryList offset = entries;
+  std::map<std::pair<std::int64_t, std::int64_t>, double> expected;
+  for (size_t e = 0; e < offset.size(); ++e) {
+    offset.values[e] -= bases.dense(offset.rows[e], offset.cols[e]) + mu + row_bias[offset.rows[e]] +
+                        col_bias[offset.cols[e]];
+    expected[{offset.rows[e], offset.cols[e]}] = offset.values[e];
+  }
+  for (GridShape shape : test::available_shapes())
+    test::on_grid(shape, [&](const ProcessGrid& grid) {
+      IndexLayout layout(m, n, choose_block_size(m, n, grid, 5), 17);
+      Base base = distributed_base(grid, layout, bases, true);
+      const std::string plain = base_fingerprint(base, layout);
+      base.biases = Biases::from_original(layout, mu, row_bias, col_bias);
+      EXPECT_NE(base_fingerprint(base, layout), plain) << "the biases are part of the base";
+      Observations obs = test::owned_observations(grid, layout, entries);
+      subtract_base(base, obs);
+      for (size_t e = 0; e < obs.size(); ++e) {
+        const std::int64_t i = original_index(layout, Space::kRows, obs.rows[e]);
+        const std::int64_t j = original_index(layout, Space::kCols, obs.cols[e]);
+        const double want = expected.at({i, j});
+        EXPECT_NEAR(obs.values[e], want, 1e-12 * (1.0 + std::abs(want)));
+      }
+      SparseStrategy sparse(obs, nullptr, std::nullopt, std::nullopt, double(m * n));
+      Chain chain = make_adapter(grid, layout, {AdapterKind::kLora, 4, 3, 0.1, 0.5, 0.0, 0, 9});
+      move_away_from_init(chain, sparse);
+      std::vector<DistMatrix> gradient;
+      const double f = sparse.evaluate(chain, &gradient, false).train_sse / (2.0 * m * n);
+      const auto serial_chain = test::gather_chain(chain, layout);
+      const auto g = gather_gradient(gradient, layout);
+      DistMatrix x(grid, n, 3, layout.block());
+      test::expect_error(grid.comm(), "", "no linear-layer form", [&] { apply_base(base, x); });
+      if (!grid.is_root()) return;
+      std::vector<SerialMatrix> serial_gradient;
+      const double serial_f = test::serial_loss(serial_chain, offset, double(m * n), &serial_gradient);
+      expect_matches(f, g, serial_f, serial_gradient, "lora on a base with biases");
     });
 }
 

@@ -143,6 +143,11 @@ int run_adapt(const AdaptOptions& o) {
   session.phases().enter("read");
   const BaseFileInfo base_info = read_base_info(comm, o.base);
   const std::int64_t m = base_info.rows, n = base_info.cols;
+  fail_if(linear && base_info.biases,
+          "{}: a ratings model with biases (train --biases) cannot be the base of a linear layer: "
+          "its mean and row/column biases are offsets of observed entries, not weights applied "
+          "to inputs (adapt it on entries, with --data)",
+          o.base);
   const AdapterConfig config{kind, o.rank, o.depth, o.init_scale, o.gamma, o.alpha, o.width, o.seed};
   validate_adapter(config, m, n);
   IdMap base_row_ids, base_col_ids;
@@ -203,7 +208,7 @@ int run_adapt(const AdaptOptions& o) {
       base_bytes = 0.0;
       for (const FactorShape& s : base_info.factors.shapes) base_bytes += 8.0 * double(s.rows) * double(s.cols);
     }
-    plan.add("base", base_bytes);
+    plan.add("base", base_bytes, base_info.biases ? 8.0 * double(m + n) : 0.0);  // biases: on every rank
     if (linear) {
       const double s = double(samples_shape.samples + test_shape.samples);
       plan.add("samples (X, Y, B0, transposes)", 8.0 * s * double(m + n) * 3.0);
@@ -318,7 +323,9 @@ int run_adapt(const AdaptOptions& o) {
   if (session.is_root())
     fmt::print("base: {} ({} x {}, {}, fingerprint {}); {}; adapter {}: rank {}, {} factors, width "
                "{}, {} trainable parameters{}\n",
-               o.base, m, n, base_info.dense ? "dense" : "factored", base_digest,
+               o.base, m, n,
+               base_info.dense ? "dense" : base_info.biases ? "factored, with biases" : "factored",
+               base_digest,
                linear ? fmt::format("linear layer, {} samples{}", samples_shape.samples,
                                     o.test_samples.empty() ? "" : fmt::format(", {} test samples", test_shape.samples))
                       : fmt::format("entries, {} training{}", train->global_count,
