@@ -7,12 +7,15 @@
 
 #include <cmath>
 #include <map>
+#include <memory>
 #include <numeric>
+#include <optional>
 
 #include "cdmf/core/error.hpp"
 #include "cdmf/io/adapt_inputs.hpp"
 #include "cdmf/model/adapter.hpp"
 #include "cdmf/model/base.hpp"
+#include "cdmf/model/compression.hpp"
 #include "cdmf/optim/optimizer.hpp"
 #include "cdmf/random/counter_rng.hpp"
 #include "cdmf/strategy/dense_strategy.hpp"
@@ -388,6 +391,106 @@ TEST(Adapt, CompressedFollowsOverparameterizedTrajectoryForOrthogonalMeasurement
   // docs/adaptation.md). Before the tall side was built from U_S0 the 8 x 6 gap was 0.74.
   EXPECT_LT(orthogonal_measurement_gap(8, 6), 1e-2);
   EXPECT_LT(orthogonal_measurement_gap(6, 8), 1e-3);
+}
+
+/// Frobenius norm of A A^T - B B^T (orthonormal A, B: zero iff they span one subspace).
+double projector_difference(const SerialMatrix& a, const SerialMatrix& b) {
+  const SerialMatrix pa = test::projector(a), pb = test::projector(b);
+  double sum = 0.0;
+  for (size_t e = 0; e < pa.data.size(); ++e) sum += (pa.data[e] - pb.data[e]) * (pa.data[e] - pb.data[e]);
+  return std::sqrt(sum);
+}
+
+/// `steps` GD steps of `chain` on `loss`; returns the end-to-end matrix (original order, rank 0)
+/// and the loss before and after.
+SerialMatrix trajectory_end(Chain chain, Strategy& loss, const IndexLayout& layout, int steps,
+                            double lr, double& before, double& after) {
+  Optimizer gd({OptimizerKind::kGd, lr}, chain);
+  std::vector<DistMatrix> gradient;
+  before = loss.evaluate(chain, nullptr, false).train_sse;
+  for (int t = 0; t < steps; ++t) {
+    loss.evaluate(chain, &gradient, false);
+    gd.step(chain, gradient);
+  }
+  after = loss.evaluate(chain, nullptr, false).train_sse;
+  return test::gather_original(end_to_end(chain), layout, Space::kRows, Space::kCols);
+}
+
+TEST(Adapt, ImplicitInitMatchesDenseWithTheSameStructuredInit) {
+  // deep-compressed from the structured init: compress_chain on its dense factors (h x n,
+  // h x h) against the implicit construction (PARPACK on the sparse S0 for entries, thin QR
+  // and a small SVD for the linear layer): the same subspace, init and GD trajectory.
+  const std::int64_t r = 4, s = 9;
+  const double eps = 0.1;
+  for (auto [m, n] : {std::pair<std::int64_t, std::int64_t>{30, 30}, {36, 24}, {24, 36}}) {
+    SCOPED_TRACE(std::to_string(m) + " x " + std::to_string(n));
+    const Bases bases = make_bases(m, n);
+    const SerialMatrix x = random_matrix(n, s, 4), y = random_matrix(m, s, 5);
+    const EntryList entries = test::random_entries(m, n, 0.5, 8, random_matrix(m, n, 6));
+    for (GridShape shape : test::available_shapes())
+      test::on_grid(shape, [&](const ProcessGrid& grid) {
+        IndexLayout layout(m, n, choose_block_size(m, n, grid, 4), 13);
+        const Base base = distributed_base(grid, layout, bases, true);
+        const AdapterConfig config{AdapterKind::kDeepCompressed, r, 3, eps, 0.5, 0.0, 0, 17};
+        const Chain deep = structured_adapter_init(layout, config).dense_chain(grid, layout, eps);
+        for (bool linear : {true, false}) {
+          SCOPED_TRACE(linear ? "linear layer" : "entries");
+          std::optional<LinearStrategy> samples;
+          std::optional<Observations> obs;
+          std::unique_ptr<Strategy> loss;
+          Chain explicit_chain, implicit_chain;
+          if (linear) {
+            samples.emplace(linear_measurement(grid, layout, base, x, y));
+            explicit_chain = compress_chain(deep, *samples, {r / 2, config.gamma, eps});
+            implicit_chain = make_implicit_adapter(grid, layout, config, *samples);
+          } else {
+            obs = test::owned_observations(grid, layout, entries);
+            subtract_base(base, *obs);
+            const double normalization = double(obs->global_count);
+            DenseStrategy dense(*obs, nullptr, std::nullopt, normalization);
+            explicit_chain = compress_chain(deep, dense, {r / 2, config.gamma, eps});
+            ImplicitCompressionReport report;
+            implicit_chain = make_implicit_adapter(grid, layout, config, *obs, normalization, &report);
+            EXPECT_EQ(report.svd.warning, "");
+            loss = std::make_unique<SparseStrategy>(*obs, nullptr, std::nullopt, std::nullopt, normalization);
+          }
+          Strategy& measurement = linear ? static_cast<Strategy&>(*samples) : *loss;
+          // The orthonormal side: V (n) when m <= n, U (m) when m > n.
+          const bool tall = m > n;
+          const auto built = [&](const Chain& c) {
+            return tall ? test::gather_original(c.factors.back(), layout, Space::kRows, Space::kInner)
+                        : test::gather_original(transposed(c.factors.front()), layout, Space::kCols, Space::kInner);
+          };
+          const SerialMatrix basis_explicit = built(explicit_chain), basis_implicit = built(implicit_chain);
+          const SerialMatrix x0_explicit = test::gather_original(end_to_end(explicit_chain), layout, Space::kRows, Space::kCols);
+          const SerialMatrix x0_implicit = test::gather_original(end_to_end(implicit_chain), layout, Space::kRows, Space::kCols);
+          double before = 0, after = 0, before_i = 0, after_i = 0;
+          const double lr = linear ? 0.005 : 3.0;  // stable; random targets: a rank-4 fit stops near 0.55
+          const SerialMatrix end_explicit = trajectory_end(explicit_chain, measurement, layout, 300, lr, before, after);
+          const SerialMatrix end_implicit = trajectory_end(implicit_chain, measurement, layout, 300, lr, before_i, after_i);
+          if (!grid.is_root()) continue;
+          EXPECT_LT(after, 0.7 * before) << "the runs move";
+          EXPECT_LT(projector_difference(basis_implicit, basis_explicit), 1e-8);
+          EXPECT_LT(test::relative_error(x0_implicit.data, x0_explicit.data), 1e-8);
+          EXPECT_LT(test::relative_error(end_implicit.data, end_explicit.data), 1e-8);
+          EXPECT_NEAR(after_i, after, 1e-8 * after);
+        }
+      });
+  }
+}
+
+TEST(Adapt, ImplicitInitRefusesTooFewSamples) {
+  const std::int64_t m = 12, n = 10;
+  const Bases bases = make_bases(m, n);
+  const SerialMatrix x = random_matrix(n, 1, 4), y = random_matrix(m, 1, 5);
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    IndexLayout layout(m, n, choose_block_size(m, n, grid, 3), 13);
+    const Base base = distributed_base(grid, layout, bases, false);
+    LinearStrategy samples = linear_measurement(grid, layout, base, x, y);
+    test::expect_error(grid.comm(), "", "1 samples cannot determine the top 2 singular directions", [&] {
+      make_implicit_adapter(grid, layout, {AdapterKind::kDeepCompressed, 4, 3, 0.1, 0.5, 0.0, 0, 17}, samples);
+    });
+  });
 }
 
 TEST(Adapt, WeightDecayIsDecoupled) {

@@ -8,7 +8,7 @@
 #                   --patience writes the best adapter; --export-peft read back (B A = DeltaW);
 #                   predict --base --adapter against the adapter file; inspect of an adapter;
 #                   a base with biases (train --biases): entries and predict add them, the
-#                   linear layer refuses it.
+#                   linear layer refuses it; deep-compressed from the implicit init.
 # adapt_restart:    a restart from a checkpoint is the uninterrupted run bit for bit on the
 #                   same grid, and to 1e-10 from 4 ranks to 2.
 # adapt_bad_input:  every bad input of the issue: one "cdmf: error:" line, non-zero exit.
@@ -53,6 +53,7 @@ x_nan = x.copy(); x_nan[3, 4] = np.nan
 samples("nan.h5", x_nan, y)
 y_inf = y.copy(); y_inf[2, 1] = np.inf
 samples("inf.h5", x, y_inf)
+samples("s3.h5", x[:3], y[:3])
 with h5py.File("other_base.h5", "w") as f:
     f["/W"] = h5py.File("base.h5")["/W"][()] * 1.001
 with h5py.File("small_base.h5", "w") as f:
@@ -135,6 +136,35 @@ EOF
   mpi 2 predict --base fbase.h5 --adapter ent_lora_fbase_1.h5 --pairs entries_test.tsv \
     --out fpred.tsv > fpred.log
   test "$(wc -l < fpred.tsv)" -eq 100
+}
+
+implicit_init() {
+  # deep-compressed from the implicit structured init (--init-structure implicit), both
+  # measurements: the same run on 1, 2 and 4 ranks; auto stays dense at this size.
+  for ranks in 1 2 4; do
+    mpi $ranks "${LINEAR[@]}" "${STEPS[@]}" --adapter deep-compressed --rank 4 --init-structure implicit \
+      --output ilin_$ranks.h5 --summary ilin_$ranks.json --metrics ilin_$ranks.csv > ilin_$ranks.log
+    mpi $ranks "${ENTRIES[@]}" "${STEPS[@]}" --base base.h5 --adapter deep-compressed --rank 2 \
+      --init-structure implicit --output ient_$ranks.h5 --summary ient_$ranks.json --metrics ient_$ranks.csv \
+      > ient_$ranks.log
+  done
+  for m in ilin ient; do
+    same_summary ${m}_1.json ${m}_2.json 1e-9 train_loss test_loss
+    same_summary ${m}_4.json ${m}_2.json 1e-9 train_loss test_loss
+  done
+  grep -q "compress: implicit structured init (signed permutations, width 24)" ilin_2.log
+  grep -q "compress: PARPACK in" ient_2.log
+  "$PYTHON" - << 'EOF2'
+import csv, json
+for name, want in [("ilin_2", "implicit"), ("ient_2", "implicit"), ("lin_deep-compressed_2", "dense"), ("lin_lora_2", None)]:
+    s = json.load(open(name + ".json"))
+    assert s["init_structure"] == want, (name, s["init_structure"])
+for name in ["ilin_2", "ient_2"]:
+    rows = list(csv.DictReader(open(name + ".csv")))
+    first, last = float(rows[0]["train_loss"]), float(rows[-1]["train_loss"])
+    assert last < 0.5 * first, (name, first, last)
+    print(f"note: {name}: train loss {first:.4e} -> {last:.4e}")
+EOF2
 }
 
 biases_base() {
@@ -233,6 +263,7 @@ if [[ $SECTION == all || $SECTION == adapt_end_to_end ]]; then
   check "make the teacher-student problem and a factored base" make_problem
   check "linear layer: lora, deep, deep-compressed on 1, 2, 4 ranks" linear_runs
   check "entries: dense and factored base, three adapters, 1 vs 4 ranks; predict" entries_runs
+  check "deep-compressed from the implicit init, both measurements, 1, 2, 4 ranks" implicit_init
   check "a base with biases: adapt and predict add them; a linear layer refuses it" biases_base
   check "--patience writes the best adapter on the test set" patience_keeps_best
   check "--export-peft read back: B A = DeltaW; inspect of an adapter" peft_export
@@ -302,6 +333,14 @@ if [[ $SECTION == all || $SECTION == adapt_bad_input ]]; then
     "${A[@]}" --adapter lora --rank 2 --samples s32.h5 --data entries.tsv
   check "--export-peft without --target-module" expect_error "--target-module" \
     "${A[@]}" --adapter lora --rank 2 --samples s32.h5 --export-peft peft
+  check "--init-structure implicit below the width max(m, n)" \
+    expect_error "the structured init needs a width h >= max(m, n) = 24 (got 20)" \
+    "${A[@]}" --adapter deep-compressed --rank 4 --samples s32.h5 --init-structure implicit --width 20
+  check "--init-structure implicit with fewer samples than r / 2" \
+    expect_error "3 samples cannot determine the top 4 singular directions" \
+    "${A[@]}" --adapter deep-compressed --rank 8 --samples s3.h5 --init-structure implicit
+  check "--init-structure of an unknown kind" expect_error "--init-structure must be auto, dense or implicit" \
+    "${A[@]}" --adapter deep-compressed --rank 4 --samples s32.h5 --init-structure haar
   check "missing --base" expect_error "--base is required" \
     adapt --lr 1e-3 --rank 2 --samples s32.h5 --output a.h5
   check "a base that is neither /W nor a factor file" expect_error "s32.h5: not a base" \

@@ -77,6 +77,17 @@ Chain compress_implicit(const ProcessGrid& grid, const IndexLayout& layout, cons
                         double normalization, const StructuredInit& init,
                         const CompressionConfig& config, ImplicitCompressionReport* report = nullptr);
 
+/// Collective: the same for the linear-layer measurement of an adaptation (X, n x s, and
+/// B0 = W0 X - Y, m x s, as LinearStrategy holds them): S0 = R X^T / s with R = B0 + eps^L Q X
+/// is a product of thin matrices, so its top-rhat singular vectors come from the thin QR
+/// X = Q_x R_x and the top singular vectors of M = R R_x^T (m x s; top_singular_vectors, the
+/// Gram matrix of its s-wide side): U_S0 = U_M, V_S0 = Q_x V_M. Q X is formed a panel of 64
+/// columns at a time. O((m + n) s^2) flops and O((m + n) s) words on the grid: no m x n, h x n
+/// or h x h matrix. Needs min(s, n) >= rhat (one line otherwise).
+Chain compress_implicit_samples(const ProcessGrid& grid, const IndexLayout& layout, const DistMatrix& x,
+                                const DistMatrix& b0, const StructuredInit& init,
+                                const CompressionConfig& config);
+
 /// The compressed chain [V^T, eps I (L times), U] with multipliers gamma, 1, ..., 1, gamma
 /// (shared by the explicit and the implicit paths).
 Chain compressed_chain(DistMatrix v, DistMatrix u, int depth, const CompressionConfig& config);

@@ -30,6 +30,9 @@ class LinearStrategy : public Strategy {
   double normalization() const override { return static_cast<double>(x_.cols()); }
 
   std::int64_t samples() const { return x_.cols(); }
+  /// X (n x s) and B0 = W0 X - Y (m x s): the implicit compression reads them.
+  const DistMatrix& inputs() const { return x_; }
+  const DistMatrix& base_residual() const { return b0_; }
 
  private:
   DistMatrix x_, b0_;
