@@ -382,6 +382,7 @@ SparseSvd sparse_truncated_svd(const DistSparseMatrix& a, std::int64_t count,
   } else if (worst > kMaxResidual) {
     result.warning = fmt::format("the largest residual is {:.1e} s_1 (above {:.0e})", worst, kMaxResidual);
   }
+  progress.update(static_cast<double>(result.passes));  // the closing line counts every sweep
   return result;
 }
 
