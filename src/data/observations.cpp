@@ -14,12 +14,14 @@ namespace cdmf {
 namespace {
 // One entry on its way to its owner: permuted indices, value, and its source line for
 // messages.
+// Indices fit 32 bits (layout.hpp's kMaxDimension): 24 bytes a record, not 32.
 struct Record {
-  std::int64_t row;
-  std::int64_t col;
-  std::int64_t line;
+  std::int32_t row;
+  std::int32_t col;
   double value;
+  std::int64_t line;
 };
+static_assert(sizeof(Record) == 24, "records are packed as 24 bytes");
 
 // The MPI datatype of one Record, as raw bytes (all ranks run the same binary).
 class RecordType {
@@ -127,9 +129,10 @@ Observations distribute_entries(const ProcessGrid& grid, const EntryList& entrie
   std::unique_ptr<Record[]> outgoing(new Record[n]);
   std::vector<int> fill = send_offsets;
   for (size_t k = 0; k < n; ++k)
-    outgoing[static_cast<size_t>(fill[owner(k)]++)] = {layout.permuted_row(entries.rows[k]),
-                                                       layout.permuted_col(entries.cols[k]),
-                                                       entries.lines[k], entries.values[k]};
+    outgoing[static_cast<size_t>(fill[owner(k)]++)] = {
+        static_cast<std::int32_t>(layout.permuted_row(entries.rows[k])),
+        static_cast<std::int32_t>(layout.permuted_col(entries.cols[k])), entries.values[k],
+        entries.lines[k]};
   if (consumed) *consumed = EntryList{};  // its pages serve the buffers below
   std::unique_ptr<Record[]> incoming;
   if (ranks == 1) {

@@ -8,6 +8,7 @@
 
 #include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
+#include "cdmf/core/progress.hpp"
 #include "cdmf/random/counter_rng.hpp"
 
 // PARPACK's ISO C bindings (arpack-ng ICB, Debian libparpack2): a_int is int (LP64).
@@ -266,7 +267,10 @@ SparseSvd sparse_truncated_svd(const DistSparseMatrix& a, std::int64_t count,
   double frobenius_sq = a.local_squared_norm();
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, &frobenius_sq, 1, MPI_DOUBLE, MPI_SUM, grid.comm()), "MPI_Allreduce");
   const double gram_scale = frobenius_sq > 0.0 ? 1.0 / frobenius_sq : 1.0;
+  ProgressLine progress("compression: Lanczos (PARPACK) on the sparse S0", 0.0, "sweeps over the entries",
+                        options.progress && grid.is_root());
   while (true) {
+    progress.update(static_cast<double>(result.passes));
     pdsaupd_c(fcomm, &ido, "I", nloc, "LA", nev, options.tolerance, resid.data(), ncv, basis.data(),
               ldv, iparam, ipntr, workd.data(), workl.data(), lworkl, &info);
     if (ido != 1 && ido != -1) break;
@@ -378,6 +382,7 @@ SparseSvd sparse_truncated_svd(const DistSparseMatrix& a, std::int64_t count,
   } else if (worst > kMaxResidual) {
     result.warning = fmt::format("the largest residual is {:.1e} s_1 (above {:.0e})", worst, kMaxResidual);
   }
+  progress.update(static_cast<double>(result.passes));  // the closing line counts every sweep
   return result;
 }
 

@@ -209,7 +209,7 @@ Chain compress_implicit(const ProcessGrid& grid, const IndexLayout& layout, cons
   {
     const DistSparseMatrix s(grid, m, n, layout.block(), train.rows, train.cols, s0);
     std::vector<double>().swap(s0);
-    top = sparse_truncated_svd(s, rank, {1e-14, 1000, layout.seed()});
+    top = sparse_truncated_svd(s, rank, {1e-14, 1000, layout.seed(), true});
   }
   const double svd_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Chain chain = compressed_from_singular_vectors(grid, layout, init, top.u, top.v, config);

@@ -82,6 +82,7 @@ struct SparseSvdOptions {
   double tolerance = 1e-14;   // PARPACK's relative residual tolerance on the Gram operator
   int max_iterations = 1000;  // PARPACK restarts
   std::uint64_t seed = 0;     // the start vector and the completion of null directions
+  bool progress = false;      // rank 0 prints progress lines when the iteration runs long
 };
 
 struct SparseSvd {
