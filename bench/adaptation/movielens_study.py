@@ -42,15 +42,23 @@ BASE_OPTIONS = ["--model", "compressed", "--depth", "3", "--rank", "50", "--widt
                 "--iters", "2000", "--log-every", "5", "--strategy", "sparse"]
 
 
-def mpirun(a, args, ranks=1):
-    """Runs one cdmf command under mpiexec; returns its wall seconds."""
+def mpirun(a, args, done, ranks=1):
+    """Runs one cdmf command under mpiexec; returns its wall seconds, also kept in `done`.wall.
+    The commands are deterministic: one whose record exists (an interrupted study) is not run
+    again."""
+    if os.path.exists(done + ".wall"):
+        return float(open(done + ".wall").read())
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     cmd = ["mpiexec", "-n", str(ranks), "--allow-run-as-root", "--oversubscribe", a.cdmf, *args]
     start = time.monotonic()
-    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}")
-    return time.monotonic() - start
+    finished = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    if finished.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{finished.stdout}")
+    seconds = time.monotonic() - start
+    with open(done + ".wall", "w") as f:
+        f.write(f"{seconds}\n")
+    return seconds
 
 
 def write_triplets(path, rows):
@@ -108,8 +116,9 @@ def adapter_options(a, adapter, r):
     opts = ["--adapter", adapter, "--rank", str(r), "--loss-normalization", "observed",
             "--seed", str(a.seed), "--quiet"]
     if adapter == "deep-compressed":
-        # The overparameterized adapter's width: min(m, n), as the preset's base (the default
-        # max(m, n) = 9,724 would build three 9,724-wide dense factors).
+        # The overparameterized adapter's width (>= every r here): its first gradient is dense
+        # (h x n factors, O(m n h) a product); min(m, n) = 610 took 50-70 s a run on the
+        # shared machine, the default max(m, n) = 9,724 would build 9,724-wide factors.
         opts += ["--width", str(a.width), "--gamma", str(a.gamma)]
     return opts
 
@@ -123,7 +132,7 @@ def run_adapter(a, s, adapter, r, mean):
         mpirun(a, ["adapt", "--base", base, "--data", f"{d}/fit_s{s}.txt", "--test",
                    f"{d}/val_s{s}.txt", *adapter_options(a, adapter, r), "--lr", str(lr),
                    "--iters", str(a.iters), "--log-every", str(a.log_every), "--patience",
-                   str(a.patience), "--output", out + ".h5", "--summary", out + ".json"])
+                   str(a.patience), "--output", out + ".h5", "--summary", out + ".json"], out)
         summary = json.load(open(out + ".json"))
         # The loss is normalized by the training count: as an RMSE over the validation ratings.
         val = np.sqrt(2 * summary["best_test_loss"] * summary["train_entries"] / (s // 5))
@@ -133,9 +142,9 @@ def run_adapter(a, s, adapter, r, mean):
     seconds = mpirun(a, ["adapt", "--base", base, "--data", f"{d}/adapt_s{s}.txt",
                          *adapter_options(a, adapter, r), "--lr", str(lr), "--iters", str(iters),
                          "--log-every", str(iters), "--output", out + ".h5", "--summary",
-                         out + ".json"])
+                         out + ".json"], out)
     mpirun(a, ["predict", "--base", base, "--adapter", out + ".h5", "--pairs",
-               f"{d}/test_s{s}.txt", "--out", out + ".pred"])
+               f"{d}/test_s{s}.txt", "--out", out + ".pred"], out + ".pred")
     rank = json.load(open(out + ".json")).get("update_rank")
     return scored({"s": s, "method": adapter, "r": r, "lr": lr, "iters": iters,
                    "val_rmse": float(val_rmse), "seconds": seconds, "update_rank": rank},
@@ -156,7 +165,7 @@ def main():
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--gamma", type=float, default=0.1)
-    p.add_argument("--width", type=int, default=610)
+    p.add_argument("--width", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2)
     a = p.parse_args()
@@ -171,22 +180,22 @@ def main():
     base = os.path.join(a.out, "base.h5")
     base_seconds = mpirun(a, ["train", "--data", f"{a.out}/old.txt", *size, *BASE_OPTIONS,
                               "--seed", str(a.seed), "--quiet", "--output", base, "--summary",
-                              os.path.join(a.out, "base.json")])
+                              os.path.join(a.out, "base.json")], base)
     print(f"base: {base_seconds:.1f} s", flush=True)
 
     def no_adaptation(s):
         out = os.path.join(a.out, "runs", f"s{s}_none")
         mpirun(a, ["predict", "--checkpoint", base, "--pairs", f"{a.out}/test_s{s}.txt", "--out",
-                   out + ".pred"])
+                   out + ".pred"], out + ".pred")
         return scored({"s": s, "method": "none", "r": 0, "seconds": 0.0}, out + ".pred", a, s, mean)
 
     def retrain(s):
         out = os.path.join(a.out, "runs", f"s{s}_retrain")
         seconds = mpirun(a, ["train", "--data", f"{a.out}/seen_s{s}.txt", *size, *BASE_OPTIONS,
                              "--seed", str(a.seed), "--quiet", "--output", out + ".h5",
-                             "--summary", out + ".json"])
+                             "--summary", out + ".json"], out)
         mpirun(a, ["predict", "--checkpoint", out + ".h5", "--pairs", f"{a.out}/test_s{s}.txt",
-                   "--out", out + ".pred"])
+                   "--out", out + ".pred"], out + ".pred")
         return scored({"s": s, "method": "retrain", "r": 50, "seconds": seconds}, out + ".pred",
                       a, s, mean)
 
@@ -196,7 +205,8 @@ def main():
              for s in a.samples for ad in a.adapters for r in a.ranks]
     with ThreadPoolExecutor(a.jobs) as pool:
         results = list(pool.map(lambda job: job(), jobs))
-    with open(os.path.join(a.out, "study.json"), "w") as f:
+    tag = "_".join(map(str, a.samples))
+    with open(os.path.join(a.out, f"study_s{tag}.json"), "w") as f:
         json.dump({"split": info, "base_seconds": base_seconds, "runs": results}, f, indent=1)
 
     print("test RMSE all / warm users (seconds of the final adapt or train) [lr, iterations]")

@@ -118,6 +118,16 @@ def main():
                              f"{np.mean([x['final_rel_error'] for x in sel]):.3f} "
                              f"({np.mean([x['update_rank'] for x in sel]):.1f})")
             print(f"  {ad:16s} " + "  ".join(cells))
+    print("final error relative to the whole layer, ||DeltaW - DeltaW*||_F / ||W0 + DeltaW*||_F "
+          "(mean over seeds; min-max)")
+    for s in a.samples:
+        for ad in a.adapters:
+            cells = []
+            for r in a.ranks:
+                vals = [x["final_rel_error_weight"] for x in results
+                        if x["s"] == s and x["r"] == r and x["adapter"] == ad]
+                cells.append(f"r{r}: {np.mean(vals):.3f} ({min(vals):.3f}-{max(vals):.3f})")
+            print(f"  s = {s:4d} {ad:16s} " + "  ".join(cells))
 
 
 if __name__ == "__main__":
