@@ -10,6 +10,8 @@
 
 #include "cdmf/data/layout.hpp"
 #include "cdmf/model/chain.hpp"
+#include "cdmf/random/counter_rng.hpp"
+#include "cdmf/strategy/fused_pass.hpp"
 
 namespace cdmf::bench {
 
@@ -47,6 +49,28 @@ double median_seconds(int iters, MPI_Comm comm, Work work) {
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+/// Median seconds of the fused pass (with gradients) over `grouped` entries with Gaussian
+/// panels of width k: rows x k for P and A, cols x k for B^T (the slowest rank's time).
+inline double fused_pass_seconds(const RowGroupedEntries& grouped, std::int64_t rows, std::int64_t cols,
+                                 std::int64_t k, int iters, MPI_Comm comm) {
+  const std::int64_t stride = padded_stride(k);
+  const auto panel = [&](std::int64_t count, std::uint32_t stream) {
+    std::vector<double> x(static_cast<size_t>(count * stride), 0.0);
+    for (std::int64_t i = 0; i < count; ++i)
+      for (std::int64_t c = 0; c < k; ++c)
+        x[static_cast<size_t>(i * stride + c)] = gaussian(5, stream, static_cast<std::uint64_t>(i * k + c));
+    return x;
+  };
+  const std::vector<double> p = panel(rows, 1), bt = panel(cols, 2), a = panel(rows, 3);
+  std::vector<double> y(p.size()), z(bt.size());
+  const FusedPassPanels panels{p.data(), bt.data(), a.data(), stride};
+  return median_seconds(iters, comm, [&] {
+    std::fill(y.begin(), y.end(), 0.0);
+    std::fill(z.begin(), z.end(), 0.0);
+    fused_pass(grouped, panels, 1e-9, y.data(), z.data());
+  });
 }
 
 }  // namespace cdmf::bench

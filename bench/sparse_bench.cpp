@@ -90,16 +90,7 @@ std::pair<double, double> time_kernels(const cdmf::Observations& obs, const cdmf
     return x;
   };
   const double inv_n = 1.0 / (double(m) * double(n));
-  // The fused pass on padded rows.
-  const std::vector<double> p = panel(rows.count(), stride, 1), bt = panel(cols.count(), stride, 2),
-                            a = panel(rows.count(), stride, 3);
-  std::vector<double> y(p.size()), z(bt.size());
-  const cdmf::FusedPassPanels panels{p.data(), bt.data(), a.data(), stride};
-  const double pass = cdmf::bench::median_seconds(iters, grid.comm(), [&] {
-    std::fill(y.begin(), y.end(), 0.0);
-    std::fill(z.begin(), z.end(), 0.0);
-    cdmf::fused_pass(grouped, panels, inv_n, y.data(), z.data());
-  });
+  const double pass = cdmf::bench::fused_pass_seconds(grouped, rows.count(), cols.count(), k, iters, grid.comm());
   // The plain loop on unpadded rows.
   const std::vector<double> p1 = panel(rows.count(), k, 1), bt1 = panel(cols.count(), k, 2),
                             a1 = panel(rows.count(), k, 3);

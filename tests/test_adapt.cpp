@@ -6,11 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <memory>
 #include <numeric>
+#include <optional>
 
 #include "cdmf/core/error.hpp"
+#include "cdmf/io/adapt_inputs.hpp"
 #include "cdmf/model/adapter.hpp"
 #include "cdmf/model/base.hpp"
+#include "cdmf/model/compression.hpp"
 #include "cdmf/optim/optimizer.hpp"
 #include "cdmf/random/counter_rng.hpp"
 #include "cdmf/strategy/dense_strategy.hpp"
@@ -175,6 +180,54 @@ TEST(Adapt, EntriesMeasurementMatchesSerial) {
     });
 }
 
+TEST(Adapt, BaseWithBiasesAddsThemAtEntries) {
+  // A ratings model (chain + mu + b_i + c_j): the offsets of the entries measurement hold the
+  // biases, so the update fits y - W0_ij - mu - b_i - c_j; the linear layer refuses such a base.
+  const std::int64_t m = 30, n = 22;
+  const Bases bases = make_bases(m, n);
+  const EntryList entries = test::random_entries(m, n, 0.4, 8, random_matrix(m, n, 6));
+  std::vector<double> row_bias, col_bias;
+  for (std::int64_t i = 0; i < m; ++i) row_bias.push_back(0.3 * gaussian(31, 40, i));
+  for (std::int64_t j = 0; j < n; ++j) col_bias.push_back(0.3 * gaussian(31, 41, j));
+  const double mu = 3.5;
+  EntryList offset = entries;
+  std::map<std::pair<std::int64_t, std::int64_t>, double> expected;
+  for (size_t e = 0; e < offset.size(); ++e) {
+    offset.values[e] -= bases.dense(offset.rows[e], offset.cols[e]) + mu + row_bias[offset.rows[e]] +
+                        col_bias[offset.cols[e]];
+    expected[{offset.rows[e], offset.cols[e]}] = offset.values[e];
+  }
+  for (GridShape shape : test::available_shapes())
+    test::on_grid(shape, [&](const ProcessGrid& grid) {
+      IndexLayout layout(m, n, choose_block_size(m, n, grid, 5), 17);
+      Base base = distributed_base(grid, layout, bases, true);
+      const std::string plain = base_fingerprint(base, layout);
+      base.biases = Biases::from_original(layout, mu, row_bias, col_bias);
+      EXPECT_NE(base_fingerprint(base, layout), plain) << "the biases are part of the base";
+      Observations obs = test::owned_observations(grid, layout, entries);
+      subtract_base(base, obs);
+      for (size_t e = 0; e < obs.size(); ++e) {
+        const std::int64_t i = original_index(layout, Space::kRows, obs.rows[e]);
+        const std::int64_t j = original_index(layout, Space::kCols, obs.cols[e]);
+        const double want = expected.at({i, j});
+        EXPECT_NEAR(obs.values[e], want, 1e-12 * (1.0 + std::abs(want)));
+      }
+      SparseStrategy sparse(obs, nullptr, std::nullopt, std::nullopt, double(m * n));
+      Chain chain = make_adapter(grid, layout, {AdapterKind::kLora, 4, 3, 0.1, 0.5, 0.0, 0, 9});
+      move_away_from_init(chain, sparse);
+      std::vector<DistMatrix> gradient;
+      const double f = sparse.evaluate(chain, &gradient, false).train_sse / (2.0 * m * n);
+      const auto serial_chain = test::gather_chain(chain, layout);
+      const auto g = gather_gradient(gradient, layout);
+      DistMatrix x(grid, n, 3, layout.block());
+      test::expect_error(grid.comm(), "", "no linear-layer form", [&] { apply_base(base, x); });
+      if (!grid.is_root()) return;
+      std::vector<SerialMatrix> serial_gradient;
+      const double serial_f = test::serial_loss(serial_chain, offset, double(m * n), &serial_gradient);
+      expect_matches(f, g, serial_f, serial_gradient, "lora on a base with biases");
+    });
+}
+
 /// Central differences of f along single entries of every factor against the gradient.
 void check_finite_differences(Chain chain, Strategy& strategy, double normalization) {
   std::vector<DistMatrix> gradient;
@@ -219,49 +272,69 @@ TEST(Adapt, GradientsMatchFiniteDifferences) {
 }
 
 TEST(Adapt, DeepCompressedMatchesSerialConstruction) {
-  const std::int64_t m = 14, n = 12, s = 9, r = 4;
+  const std::int64_t s = 9, r = 4;
   const double eps = 1e-2;
-  const Bases bases = make_bases(m, n);
-  const SerialMatrix x = random_matrix(n, s, 4), y = random_matrix(m, s, 5);
-  for (GridShape shape : test::available_shapes())
-    test::on_grid(shape, [&](const ProcessGrid& grid) {
-      IndexLayout layout(m, n, choose_block_size(m, n, grid, 3), 23);
-      const Base base = distributed_base(grid, layout, bases, false);
-      LinearStrategy loss = linear_measurement(grid, layout, base, x, y);
-      const AdapterConfig config{AdapterKind::kDeepCompressed, r, 3, eps, 0.25, 0.0, 0, 29};
-      const Chain deep = overparameterized_adapter(grid, layout, config);
-      const Chain adapter = make_adapter(grid, layout, config, &loss);
-      const auto serial_deep = test::gather_chain(deep, layout);
-      const SerialMatrix vt = test::gather_original(adapter.factors.front(), layout, Space::kInner, Space::kCols);
-      const SerialMatrix x0 = test::gather_original(end_to_end(adapter), layout, Space::kRows, Space::kCols);
-      if (!grid.is_root()) return;
-      EXPECT_EQ(adapter.lr_multipliers, (std::vector<double>{0.25, 1, 1, 1, 0.25}));
-      EXPECT_EQ(adapter.width(), r);
-      std::vector<SerialMatrix> gradient;
-      test::serial_linear_loss(serial_deep, bases.dense, x, y, &gradient);
-      SerialMatrix u_g, v_g;
-      test::serial_top_singular_vectors(gradient[0], r / 2, u_g, v_g);
-      SerialMatrix stacked = v_g;
-      for (double value : test::multiply(serial_deep[0], u_g, true, false).data)
-        stacked.data.push_back(value / eps);
-      stacked.cols = r;
-      const SerialMatrix v_ref = test::serial_orth(stacked);
-      // Both bases are orthonormal and r wide: V^T P_ref = V^T iff they span one subspace.
-      const SerialMatrix projected = test::multiply(vt, test::projector(v_ref));
-      EXPECT_LT(test::relative_error(projected.data, vt.data), 1e-10);
-      const SerialMatrix expected =
-          test::multiply(test::serial_end_to_end(serial_deep), test::projector(v_ref));
-      EXPECT_LT(test::relative_error(x0.data, expected.data), 1e-10);
-    });
+  for (auto [m, n] : {std::pair<std::int64_t, std::int64_t>{14, 12}, {12, 14}}) {
+    SCOPED_TRACE(std::to_string(m) + " x " + std::to_string(n));
+    const Bases bases = make_bases(m, n);
+    const SerialMatrix x = random_matrix(n, s, 4), y = random_matrix(m, s, 5);
+    for (GridShape shape : test::available_shapes())
+      test::on_grid(shape, [&](const ProcessGrid& grid) {
+        IndexLayout layout(m, n, choose_block_size(m, n, grid, 3), 23);
+        const Base base = distributed_base(grid, layout, bases, false);
+        LinearStrategy loss = linear_measurement(grid, layout, base, x, y);
+        const AdapterConfig config{AdapterKind::kDeepCompressed, r, 3, eps, 0.25, 0.0, 0, 29};
+        const Chain deep = overparameterized_adapter(grid, layout, config);
+        const Chain adapter = make_adapter(grid, layout, config, &loss);
+        const auto serial_deep = test::gather_chain(deep, layout);
+        const SerialMatrix vt = test::gather_original(adapter.factors.front(), layout, Space::kInner, Space::kCols);
+        const SerialMatrix u = test::gather_original(adapter.factors.back(), layout, Space::kRows, Space::kInner);
+        const SerialMatrix x0 = test::gather_original(end_to_end(adapter), layout, Space::kRows, Space::kCols);
+        if (!grid.is_root()) return;
+        EXPECT_EQ(adapter.lr_multipliers, (std::vector<double>{0.25, 1, 1, 1, 0.25}));
+        EXPECT_EQ(adapter.width(), r);
+        std::vector<SerialMatrix> gradient;
+        test::serial_linear_loss(serial_deep, bases.dense, x, y, &gradient);
+        SerialMatrix u_g, v_g;
+        test::serial_top_singular_vectors(gradient[0], r / 2, u_g, v_g);
+        const SerialMatrix q = test::serial_end_to_end(serial_deep);  // eps^3 Q
+        const double eps3 = eps * eps * eps;
+        // The orthonormal basis of the side it is built on (n when m <= n, else m), serially.
+        SerialMatrix stacked;
+        if (m <= n) {
+          stacked = v_g;
+          for (double value : test::multiply(serial_deep[0], u_g, true, false).data)
+            stacked.data.push_back(value / eps);
+        } else {
+          stacked = test::multiply(serial_deep[2], test::multiply(serial_deep[1], u_g));
+          for (double& value : stacked.data) value /= eps * eps;
+          for (double value : test::multiply(q, v_g).data) stacked.data.push_back(value / eps3);
+        }
+        stacked.cols = r;
+        const SerialMatrix basis = test::serial_orth(stacked);
+        // Both bases are orthonormal and r wide: B^T P_ref = B^T iff they span one subspace.
+        if (m <= n) {
+          const SerialMatrix projected = test::multiply(vt, test::projector(basis));
+          EXPECT_LT(test::relative_error(projected.data, vt.data), 1e-10);
+          const SerialMatrix expected = test::multiply(q, test::projector(basis));
+          EXPECT_LT(test::relative_error(x0.data, expected.data), 1e-10);
+        } else {
+          const SerialMatrix projected = test::multiply(test::projector(basis), u);
+          EXPECT_LT(test::relative_error(projected.data, u.data), 1e-10);
+          const SerialMatrix expected = test::multiply(test::projector(basis), q);
+          EXPECT_LT(test::relative_error(x0.data, expected.data), 1e-10);
+        }
+      });
+  }
 }
 
-TEST(Adapt, CompressedFollowsOverparameterizedTrajectoryForOrthogonalMeasurement) {
+/// Returns the largest end-to-end gap relative to ||DeltaW*||.
+double orthogonal_measurement_gap(std::int64_t m, std::int64_t n) {
   // X = c I (s = n samples): f = c^2/(2n) ||W0 + DeltaW - W*||^2, the whitened case in which
   // the theory makes the compressed chain (gamma = 0) follow the deep one exactly under GD.
-  // Square (the theory's exactness needs W_1 and W_L orthogonal both ways: with m != n the
-  // widest factor's complement leaks, measured at a gap of 0.75 for 20 x 16), singular
-  // values 1 and 0.9 so both directions escape the small init within a few thousand steps.
-  const std::int64_t m = 8, n = 8, r = 4;
+  // Singular values 1 and 0.9 so both directions escape the small init within a few thousand
+  // steps.
+  const std::int64_t r = 4;
   const double c = std::sqrt(double(n)), eps = 1e-3;
   const Bases bases = make_bases(m, n);
   SerialMatrix left = test::serial_orth(random_matrix(m, r / 2, 7));
@@ -275,6 +348,7 @@ TEST(Adapt, CompressedFollowsOverparameterizedTrajectoryForOrthogonalMeasurement
   const SerialMatrix y = test::multiply(target, x);
   const double update_norm = std::sqrt(std::inner_product(update.data.begin(), update.data.end(),
                                                           update.data.begin(), 0.0));
+  double result = 0.0;
   test::on_grid(near_square_shape(test::world_size()), [&](const ProcessGrid& grid) {
     IndexLayout layout(m, n, choose_block_size(m, n, grid), 3);
     const Base base = distributed_base(grid, layout, bases, false);
@@ -298,10 +372,124 @@ TEST(Adapt, CompressedFollowsOverparameterizedTrajectoryForOrthogonalMeasurement
     }
     EXPECT_LT(f, 1e-16) << "the overparameterized adapter must fit the update";
     EXPECT_GT(t, 100) << "the escape from the small init must be part of the trajectory";
-    EXPECT_LT(worst, 1e-8);
+    result = worst;
     if (grid.is_root())
-      std::printf("orthogonal measurement: %lld iterations, max end-to-end gap %.3e ||DeltaW*||\n",
-                  static_cast<long long>(t), worst);
+      std::printf("orthogonal measurement %lld x %lld: %lld iterations, max end-to-end gap %.3e ||DeltaW*||\n",
+                  static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(t), worst);
+  });
+  return result;
+}
+
+TEST(Adapt, CompressedFollowsOverparameterizedTrajectoryForOrthogonalMeasurement) {
+  // Square: every O_l is orthogonal, the theory's exact case (measured 1.5e-9).
+  EXPECT_LT(orthogonal_measurement_gap(8, 8), 1e-8);
+  // m != n is outside it: the boundary factor of the width-max(m, n) adapter (O_1 h x n when
+  // m > n, O_L m x h when m < n) is a partial isometry, so span([V_S0, Q^T U_S0]) is not
+  // invariant (Q^T Q V_S0 or Q Q^T U_S0 leave it) and width 2 rhat only follows closely:
+  // measured 1.9e-3 (8 x 6) and 8.2e-5 (6 x 8); the third block Q^T Q V_S0 (wide) or
+  // Q Q^T U_S0 (tall), width 3 rhat, closes the subspace and gave 1.1e-9 in both (not built:
+  // docs/adaptation.md). Before the tall side was built from U_S0 the 8 x 6 gap was 0.74.
+  EXPECT_LT(orthogonal_measurement_gap(8, 6), 1e-2);
+  EXPECT_LT(orthogonal_measurement_gap(6, 8), 1e-3);
+}
+
+/// Frobenius norm of A A^T - B B^T (orthonormal A, B: zero iff they span one subspace).
+double projector_difference(const SerialMatrix& a, const SerialMatrix& b) {
+  const SerialMatrix pa = test::projector(a), pb = test::projector(b);
+  double sum = 0.0;
+  for (size_t e = 0; e < pa.data.size(); ++e) sum += (pa.data[e] - pb.data[e]) * (pa.data[e] - pb.data[e]);
+  return std::sqrt(sum);
+}
+
+/// `steps` GD steps of `chain` on `loss`; returns the end-to-end matrix (original order, rank 0)
+/// and the loss before and after.
+SerialMatrix trajectory_end(Chain chain, Strategy& loss, const IndexLayout& layout, int steps,
+                            double lr, double& before, double& after) {
+  Optimizer gd({OptimizerKind::kGd, lr}, chain);
+  std::vector<DistMatrix> gradient;
+  before = loss.evaluate(chain, nullptr, false).train_sse;
+  for (int t = 0; t < steps; ++t) {
+    loss.evaluate(chain, &gradient, false);
+    gd.step(chain, gradient);
+  }
+  after = loss.evaluate(chain, nullptr, false).train_sse;
+  return test::gather_original(end_to_end(chain), layout, Space::kRows, Space::kCols);
+}
+
+TEST(Adapt, ImplicitInitMatchesDenseWithTheSameStructuredInit) {
+  // deep-compressed from the structured init: compress_chain on its dense factors (h x n,
+  // h x h) against the implicit construction (PARPACK on the sparse S0 for entries, thin QR
+  // and a small SVD for the linear layer): the same subspace, init and GD trajectory.
+  const std::int64_t r = 4, s = 9;
+  const double eps = 0.1;
+  for (auto [m, n] : {std::pair<std::int64_t, std::int64_t>{30, 30}, {36, 24}, {24, 36}}) {
+    SCOPED_TRACE(std::to_string(m) + " x " + std::to_string(n));
+    const Bases bases = make_bases(m, n);
+    const SerialMatrix x = random_matrix(n, s, 4), y = random_matrix(m, s, 5);
+    const EntryList entries = test::random_entries(m, n, 0.5, 8, random_matrix(m, n, 6));
+    for (GridShape shape : test::available_shapes())
+      test::on_grid(shape, [&](const ProcessGrid& grid) {
+        IndexLayout layout(m, n, choose_block_size(m, n, grid, 4), 13);
+        const Base base = distributed_base(grid, layout, bases, true);
+        const AdapterConfig config{AdapterKind::kDeepCompressed, r, 3, eps, 0.5, 0.0, 0, 17};
+        const Chain deep = structured_adapter_init(layout, config).dense_chain(grid, layout, eps);
+        for (bool linear : {true, false}) {
+          SCOPED_TRACE(linear ? "linear layer" : "entries");
+          std::optional<LinearStrategy> samples;
+          std::optional<Observations> obs;
+          std::unique_ptr<Strategy> loss;
+          Chain explicit_chain, implicit_chain;
+          if (linear) {
+            samples.emplace(linear_measurement(grid, layout, base, x, y));
+            explicit_chain = compress_chain(deep, *samples, {r / 2, config.gamma, eps});
+            implicit_chain = make_implicit_adapter(grid, layout, config, *samples);
+          } else {
+            obs = test::owned_observations(grid, layout, entries);
+            subtract_base(base, *obs);
+            const double normalization = double(obs->global_count);
+            DenseStrategy dense(*obs, nullptr, std::nullopt, normalization);
+            explicit_chain = compress_chain(deep, dense, {r / 2, config.gamma, eps});
+            ImplicitCompressionReport report;
+            implicit_chain = make_implicit_adapter(grid, layout, config, *obs, normalization, &report);
+            EXPECT_EQ(report.svd.warning, "");
+            loss = std::make_unique<SparseStrategy>(*obs, nullptr, std::nullopt, std::nullopt, normalization);
+          }
+          Strategy& measurement = linear ? static_cast<Strategy&>(*samples) : *loss;
+          // The orthonormal side: V (n) when m <= n, U (m) when m > n.
+          const bool tall = m > n;
+          const auto built = [&](const Chain& c) {
+            return tall ? test::gather_original(c.factors.back(), layout, Space::kRows, Space::kInner)
+                        : test::gather_original(transposed(c.factors.front()), layout, Space::kCols, Space::kInner);
+          };
+          const SerialMatrix basis_explicit = built(explicit_chain), basis_implicit = built(implicit_chain);
+          const SerialMatrix x0_explicit = test::gather_original(end_to_end(explicit_chain), layout, Space::kRows, Space::kCols);
+          const SerialMatrix x0_implicit = test::gather_original(end_to_end(implicit_chain), layout, Space::kRows, Space::kCols);
+          double before = 0, after = 0, before_i = 0, after_i = 0;
+          const double lr = linear ? 0.005 : 3.0;  // stable; random targets: a rank-4 fit stops near 0.55
+          const SerialMatrix end_explicit = trajectory_end(explicit_chain, measurement, layout, 300, lr, before, after);
+          const SerialMatrix end_implicit = trajectory_end(implicit_chain, measurement, layout, 300, lr, before_i, after_i);
+          if (!grid.is_root()) continue;
+          EXPECT_LT(after, 0.7 * before) << "the runs move";
+          EXPECT_LT(projector_difference(basis_implicit, basis_explicit), 1e-8);
+          EXPECT_LT(test::relative_error(x0_implicit.data, x0_explicit.data), 1e-8);
+          EXPECT_LT(test::relative_error(end_implicit.data, end_explicit.data), 1e-8);
+          EXPECT_NEAR(after_i, after, 1e-8 * after);
+        }
+      });
+  }
+}
+
+TEST(Adapt, ImplicitInitRefusesTooFewSamples) {
+  const std::int64_t m = 12, n = 10;
+  const Bases bases = make_bases(m, n);
+  const SerialMatrix x = random_matrix(n, 1, 4), y = random_matrix(m, 1, 5);
+  test::on_world_grid([&](const ProcessGrid& grid) {
+    IndexLayout layout(m, n, choose_block_size(m, n, grid, 3), 13);
+    const Base base = distributed_base(grid, layout, bases, false);
+    LinearStrategy samples = linear_measurement(grid, layout, base, x, y);
+    test::expect_error(grid.comm(), "", "1 samples cannot determine the top 2 singular directions", [&] {
+      make_implicit_adapter(grid, layout, {AdapterKind::kDeepCompressed, 4, 3, 0.1, 0.5, 0.0, 0, 17}, samples);
+    });
   });
 }
 

@@ -57,6 +57,27 @@ std::map<std::string, Tensor> read_safetensors(const std::string& path, nlohmann
 }
 
 /// A deep-compressed-shaped chain with random factors (the export does not care how it came).
+/// Collective: the integer root attribute `name` of an HDF5 file (-1 when absent).
+std::int64_t root_int(MPI_Comm comm, const std::string& path, const char* name) {
+  const h5::File file = h5::File::open(comm, path);
+  return file.attributes().get_int(name).value_or(-1);
+}
+
+/// Collective: sets the integer root attribute `name` (rank 0 writes), as an older cdmf did.
+void set_root_int(MPI_Comm comm, const std::string& path, const char* name, long long value) {
+  test::on_root(comm, [&] {
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(file, 0);
+    if (H5Aexists(file, name) > 0) H5Adelete(file, name);
+    const hid_t space = H5Screate(H5S_SCALAR);
+    const hid_t attribute = H5Acreate2(file, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attribute, H5T_NATIVE_LLONG, &value);
+    H5Aclose(attribute);
+    H5Sclose(space);
+    H5Fclose(file);
+  });
+}
+
 Chain random_chain(const ProcessGrid& grid, const IndexLayout& layout, std::int64_t k, int depth) {
   Chain chain = make_deep_chain(grid, layout, depth, k, 1.0, 41, ModelKind::kCompressed);
   for (int l = 0; l < depth; ++l)
@@ -164,6 +185,19 @@ TEST(AdaptFiles, AdapterFileRoundTripAndFingerprint) {
       });
       test::expect_error(grid.comm(), path, "apply it with --base and --adapter",
                          [&] { read_factor_file_info(grid.comm(), path); });
+      // DESIGN's `depth` is the factor file's (5 factors); L = 3 follows from it. A file of
+      // the first version also holds adapter_depth: read when it agrees, refused when not.
+      EXPECT_EQ(root_int(grid.comm(), path, "depth"), 5);
+      EXPECT_EQ(root_int(grid.comm(), path, "adapter_depth"), -1) << "no longer written";
+      set_root_int(grid.comm(), path, "adapter_depth", 3);
+      EXPECT_EQ(read_adapter_info(grid.comm(), path).depth, 3);
+      set_root_int(grid.comm(), path, "adapter_depth", 4);
+      test::expect_error(grid.comm(), path, "adapter_depth = 4 disagrees with its 5 factors",
+                         [&] { read_adapter_info(grid.comm(), path); });
+      const std::string lora = dir + "/lora.h5";
+      write_adapter_file(grid, layout, lora, random_chain(grid, layout, 4, 2),
+                         {{AdapterKind::kLora, 4}, "entries", fingerprint, 1, "{}"});
+      EXPECT_EQ(read_adapter_info(grid.comm(), lora).depth, 2);
     });
 }
 

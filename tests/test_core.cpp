@@ -105,5 +105,17 @@ TEST(ProgressLine, QuietForShortWorkThenFractionRateAndTimeLeft) {
   EXPECT_NE(out.find(" s left\nreading x.tsv: done, 1.0 MB in "), std::string::npos) << out;
 }
 
+TEST(ProgressLine, UnknownTotalGivesAmountTimeAndRate) {
+  testing::internal::CaptureStdout();
+  {
+    ProgressLine lanczos("compression", 0.0, "sweeps", true, 0.0, 0.0);
+    lanczos.update(12.0);
+  }
+  const std::string out = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(out.rfind("compression: 12 sweeps in ", 0), 0u) << out;
+  EXPECT_NE(out.find(" sweeps/s\ncompression: done, 12 sweeps in "), std::string::npos) << out;
+  EXPECT_EQ(out.find('%'), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace cdmf

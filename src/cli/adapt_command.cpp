@@ -19,6 +19,13 @@ Command add_adapt_command(CLI::App& app) {
   sub->add_option("--depth", o->depth, "depth L of deep and deep-compressed")->capture_default_str();
   sub->add_option("--width", o->width,
                   "width h of the overparameterized adapter deep-compressed starts from (default max(m, n))");
+  sub->add_option("--init-structure", o->init_structure,
+                  "deep-compressed: the overparameterized init it starts from: dense (QR of "
+                  "Gaussians, h x n factors), implicit (signed permutations; compressed from a "
+                  "sparse truncated SVD of the first gradient (entries) or thin QRs of the samples "
+                  "(linear layer): no h x n or h x h matrix), auto (implicit when the width is at "
+                  "least max(m, n) and max(m, n) > 4000 or the dense one does not fit)")
+      ->capture_default_str();
   sub->add_option("--init-scale", o->init_scale, "eps of the orthogonal init (deep, deep-compressed)")
       ->capture_default_str();
   sub->add_option("--gamma", o->gamma, "lr multiplier of the outer factors (deep-compressed)")

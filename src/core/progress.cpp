@@ -50,8 +50,11 @@ void ProgressLine::update(double done) {
       rate > 0.0 && total_ > done ? fmt::format(", {:.0f} s left", (total_ - done) / rate) : "";
   const std::string per_second =
       unit_ == "bytes" ? byte_text(rate) + "/s" : fmt::format("{:.3g} {}/s", rate, unit_);
-  fmt::print("{}: {:.0f}% ({} of {}), {}{}\n", what_, total_ > 0.0 ? 100.0 * done / total_ : 0.0,
-             amount(done), amount(total_), per_second, left);
+  if (total_ > 0.0)
+    fmt::print("{}: {:.0f}% ({} of {}), {}{}\n", what_, 100.0 * done / total_, amount(done),
+               amount(total_), per_second, left);
+  else  // an amount not known in advance (an iterative method's work)
+    fmt::print("{}: {} in {:.1f} s, {}\n", what_, amount(done), elapsed, per_second);
   std::fflush(stdout);
   printed_ = true;
 }

@@ -16,6 +16,12 @@ namespace cdmf {
 
 namespace {
 
+std::uint64_t bits(double value) {
+  std::uint64_t word = 0;
+  std::memcpy(&word, &value, sizeof word);
+  return word;
+}
+
 /// Sum over the local entries of a hash of (tag, original row, original column, value).
 std::uint64_t local_digest(const DistMatrix& a, const IndexLayout& layout, SlabIndexing indexing,
                            std::uint64_t tag) {
@@ -24,10 +30,7 @@ std::uint64_t local_digest(const DistMatrix& a, const IndexLayout& layout, SlabI
     const auto oj = static_cast<std::uint64_t>(original_index(layout, indexing.cols, a.col_dim().global(lj)));
     for (std::int64_t li = 0; li < a.local_rows(); ++li) {
       const auto oi = static_cast<std::uint64_t>(original_index(layout, indexing.rows, a.row_dim().global(li)));
-      const double value = a.at_local(li, lj);
-      std::uint64_t bits = 0;
-      std::memcpy(&bits, &value, sizeof bits);
-      sum += mix64(mix64(mix64(tag ^ mix64(oi)) ^ oj) ^ bits);
+      sum += mix64(mix64(mix64(tag ^ mix64(oi)) ^ oj) ^ bits(a.at_local(li, lj)));
     }
   }
   return sum;
@@ -77,10 +80,7 @@ BaseFileInfo read_base_info(MPI_Comm comm, const std::string& path) {
       } else {
         fail_if(!file.has("/factors"),
                 "{}: not a base (expected a dense /W or a cdmf factor file with /factors)", path);
-        fail_if(file.has("/biases"),
-                "{}: a model with biases (train --biases) cannot be a base yet: its values are "
-                "the chain plus the biases, which adapt does not add",
-                path);
+        info.biases = file.has("/biases");
       }
     });
   }
@@ -118,6 +118,7 @@ Base read_base(const ProcessGrid& grid, const IndexLayout& layout, const BaseFil
             info.path, l + 1, bad ? bad->first : 0, bad ? bad->second : 0);
   }
   base.factored = std::move(chain);
+  if (info.biases) base.biases = read_biases(grid.comm(), info.path, layout);
   return base;
 }
 
@@ -136,7 +137,15 @@ std::string base_fingerprint(const Base& base, const IndexLayout& layout) {
   }
   const std::uint64_t shape = mix64(static_cast<std::uint64_t>(base.rows()) * 1000003ULL ^
                                     static_cast<std::uint64_t>(base.cols()));
-  return fmt::format("{:016x}", sum_over(comm, local) ^ shape);
+  // The biases are replicated: every rank digests them alike, outside the sum over ranks.
+  std::uint64_t biases = 0;
+  if (base.biases) {
+    biases = mix64(bits(base.biases->mu) ^ 0x6269617365ULL);
+    const std::vector<double> rows = base.biases->rows_original(layout), cols = base.biases->cols_original(layout);
+    for (size_t i = 0; i < rows.size(); ++i) biases += mix64(bits(rows[i]) ^ mix64(2 * i + 1));
+    for (size_t j = 0; j < cols.size(); ++j) biases += mix64(bits(cols[j]) ^ mix64(2 * j + 2));
+  }
+  return fmt::format("{:016x}", (sum_over(comm, local) ^ shape) + biases);
 }
 
 SamplesShape read_samples_shape(MPI_Comm comm, const std::string& path) {

@@ -15,11 +15,19 @@ void write_adapter_file(const ProcessGrid& grid, const IndexLayout& layout, cons
   file_meta.string_attributes = {{"adapter", adapter_name(c.kind)},
                                  {"measurement", meta.measurement},
                                  {"base_fingerprint", meta.base_fingerprint}};
-  file_meta.int_attributes = {{"rank", c.rank}, {"adapter_depth", c.depth}};
+  // The adapter's depth L is not stored apart: the root attribute `depth` is the factor
+  // count every factor file has (its reader counts /factors by it), and L follows from it
+  // (adapter_depth below).
+  file_meta.int_attributes = {{"rank", c.rank}};
   file_meta.double_attributes = {{"init_scale", c.init_scale},
                                  {"gamma", c.gamma},
                                  {"alpha", c.alpha > 0.0 ? c.alpha : static_cast<double>(c.rank)}};
   write_factor_file(grid, layout, path, adapter, file_meta, row_ids, col_ids);
+}
+
+std::int64_t adapter_depth(AdapterKind kind, std::int64_t factor_count) {
+  // lora: B A; deep: W_L ... W_1; deep-compressed: U, L inner factors, V^T.
+  return kind == AdapterKind::kDeepCompressed ? factor_count - 2 : factor_count;
 }
 
 AdapterFileInfo read_adapter_info(MPI_Comm comm, const std::string& path) {
@@ -55,7 +63,15 @@ AdapterFileInfo read_adapter_info(MPI_Comm comm, const std::string& path) {
     info.measurement = text("measurement");
     info.base_fingerprint = text("base_fingerprint");
     info.rank = integer("rank");
-    info.depth = integer("adapter_depth");
+    info.depth = adapter_depth(parse_adapter_kind(info.adapter), info.factors.depth);
+    fail_if(info.depth < 1, "{}: a {} adapter of {} factors (it needs at least 3)", path,
+            info.adapter, info.factors.depth);
+    // Files written before the attribute was dropped hold it: accepted when it agrees.
+    if (const auto old = root.get_int("adapter_depth"))
+      fail_if(*old != info.depth,
+              "{}: attribute adapter_depth = {} disagrees with its {} factors (a {} adapter of "
+              "depth {})",
+              path, *old, info.factors.depth, info.adapter, info.depth);
     info.init_scale = number("init_scale");
     info.gamma = number("gamma");
     info.alpha = number("alpha");

@@ -8,6 +8,7 @@
 
 #include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
+#include "cdmf/core/progress.hpp"
 #include "cdmf/random/counter_rng.hpp"
 
 // PARPACK's ISO C bindings (arpack-ng ICB, Debian libparpack2): a_int is int (LP64).
@@ -57,24 +58,34 @@ DistSparseMatrix::DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std:
     : grid_(&grid), row_dim_(cyclic(m, block, grid.rows(), grid.my_row())),
       col_dim_(cyclic(n, block, grid.cols(), grid.my_col())) {
   std::string message;
-  for (size_t e = 0; e < values.size() && message.empty(); ++e)
+  bool sorted = true;
+  for (size_t e = 0; e < values.size() && message.empty(); ++e) {
     if (rows[e] < 0 || rows[e] >= m || cols[e] < 0 || cols[e] >= n ||
         row_dim_.owner(rows[e]) != grid.my_row() || col_dim_.owner(cols[e]) != grid.my_col())
       message = fmt::format("sparse matrix: entry ({}, {}) is not this rank's", rows[e], cols[e]);
-  agree_on_error(grid.comm(), message);
-  std::vector<size_t> order(values.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return rows[a] != rows[b] ? rows[a] < rows[b] : cols[a] < cols[b];
-  });
-  row_.reserve(values.size());
-  col_.reserve(values.size());
-  value_.reserve(values.size());
-  for (size_t e : order) {
-    row_.push_back(static_cast<std::int32_t>(row_dim_.local(rows[e])));
-    col_.push_back(static_cast<std::int32_t>(col_dim_.local(cols[e])));
-    value_.push_back(values[e]);
+    if (e > 0 && (rows[e] < rows[e - 1] || (rows[e] == rows[e - 1] && cols[e] < cols[e - 1])))
+      sorted = false;
   }
+  agree_on_error(grid.comm(), message);
+  // Observations arrive sorted by (row, column); other callers' entries are sorted here.
+  std::vector<size_t> order;
+  if (!sorted) {
+    order.resize(values.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return rows[a] != rows[b] ? rows[a] < rows[b] : cols[a] < cols[b];
+    });
+  }
+  row_start_.assign(static_cast<size_t>(row_dim_.count()) + 1, 0);
+  col_.resize(values.size());
+  value_.resize(values.size());
+  for (size_t k = 0; k < values.size(); ++k) {
+    const size_t e = sorted ? k : order[k];
+    ++row_start_[static_cast<size_t>(row_dim_.local(rows[e])) + 1];
+    col_[k] = static_cast<std::int32_t>(col_dim_.local(cols[e]));
+    value_[k] = values[e];
+  }
+  for (size_t r = 1; r < row_start_.size(); ++r) row_start_[r] += row_start_[r - 1];
 }
 
 double DistSparseMatrix::local_squared_norm() const {
@@ -85,11 +96,14 @@ double DistSparseMatrix::local_squared_norm() const {
 
 void DistSparseMatrix::multiply(const double* x, std::int64_t k, double* y) const {
   const std::int64_t lr = row_dim_.count(), lc = col_dim_.count();
-  std::fill(y, y + lr * k, 0.0);
   for (std::int64_t c = 0; c < k; ++c) {
     const double* xc = x + c * lc;
     double* yc = y + c * lr;
-    for (size_t e = 0; e < value_.size(); ++e) yc[row_[e]] += value_[e] * xc[col_[e]];
+    for (std::int64_t r = 0; r < lr; ++r) {
+      double sum = 0.0;
+      for (std::int64_t e = row_start_[r]; e < row_start_[r + 1]; ++e) sum += value_[e] * xc[col_[e]];
+      yc[r] = sum;
+    }
   }
   sum_over(grid_->row_comm(), y, lr * k);
 }
@@ -100,9 +114,29 @@ void DistSparseMatrix::multiply_transposed(const double* y, std::int64_t k, doub
   for (std::int64_t c = 0; c < k; ++c) {
     const double* yc = y + c * lr;
     double* xc = x + c * lc;
-    for (size_t e = 0; e < value_.size(); ++e) xc[col_[e]] += value_[e] * yc[row_[e]];
+    for (std::int64_t r = 0; r < lr; ++r)
+      for (std::int64_t e = row_start_[r]; e < row_start_[r + 1]; ++e) xc[col_[e]] += value_[e] * yc[r];
   }
   sum_over(grid_->col_comm(), x, lc * k);
+}
+
+int DistSparseMatrix::gram(const double* x, double* z) const {
+  const std::int64_t lr = row_dim_.count(), lc = col_dim_.count();
+  if (comm_size(grid_->row_comm()) > 1) {
+    std::vector<double> y(static_cast<size_t>(lr));
+    multiply(x, 1, y.data());
+    multiply_transposed(y.data(), 1, z);
+    return 2;
+  }
+  std::fill(z, z + lc, 0.0);
+  for (std::int64_t r = 0; r < lr; ++r) {
+    const std::int64_t begin = row_start_[r], end = row_start_[r + 1];
+    double sum = 0.0;
+    for (std::int64_t e = begin; e < end; ++e) sum += value_[e] * x[col_[e]];
+    for (std::int64_t e = begin; e < end; ++e) z[col_[e]] += value_[e] * sum;
+  }
+  sum_over(grid_->col_comm(), z, lc);
+  return 1;
 }
 
 namespace {
@@ -233,14 +267,21 @@ SparseSvd sparse_truncated_svd(const DistSparseMatrix& a, std::int64_t count,
   double frobenius_sq = a.local_squared_norm();
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, &frobenius_sq, 1, MPI_DOUBLE, MPI_SUM, grid.comm()), "MPI_Allreduce");
   const double gram_scale = frobenius_sq > 0.0 ? 1.0 / frobenius_sq : 1.0;
+  ProgressLine progress("compression: Lanczos (PARPACK) on the sparse S0", 0.0, "sweeps over the entries",
+                        options.progress && grid.is_root());
   while (true) {
+    progress.update(static_cast<double>(result.passes));
     pdsaupd_c(fcomm, &ido, "I", nloc, "LA", nev, options.tolerance, resid.data(), ncv, basis.data(),
               ldv, iparam, ipntr, workd.data(), workl.data(), lworkl, &info);
     if (ido != 1 && ido != -1) break;
     // workd[ipntr[1]] = C workd[ipntr[0]] (1-based offsets).
     gather_slices(inner, slice, workd.data() + ipntr[0] - 1, x_local.data());
-    to_outer(x_local.data(), 1, y_local.data());
-    to_inner(y_local.data(), 1, z_local.data());
+    if (by_cols) {
+      result.passes += a.gram(x_local.data(), z_local.data());
+    } else {
+      to_outer(x_local.data(), 1, y_local.data());
+      to_inner(y_local.data(), 1, z_local.data());
+    }
     for (int l = 0; l < nloc; ++l) workd[ipntr[1] - 1 + l] = gram_scale * z_local[slice.first + l];
   }
   run_agreed(grid.comm(), [&] {

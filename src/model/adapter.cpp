@@ -95,6 +95,30 @@ Chain make_adapter(const ProcessGrid& grid, const IndexLayout& layout, const Ada
   fail("unknown adapter kind");
 }
 
+StructuredInit structured_adapter_init(const IndexLayout& layout, const AdapterConfig& config) {
+  const std::int64_t width =
+      config.width > 0 ? config.width : std::max(layout.rows(), layout.cols());
+  return StructuredInit(layout.rows(), layout.cols(), config.depth, width, config.seed);
+}
+
+Chain make_implicit_adapter(const ProcessGrid& grid, const IndexLayout& layout, const AdapterConfig& config,
+                            const Observations& train, double normalization,
+                            ImplicitCompressionReport* report) {
+  validate_adapter(config, layout.rows(), layout.cols());
+  fail_if(config.kind != AdapterKind::kDeepCompressed, "the implicit init is for deep-compressed only");
+  return compress_implicit(grid, layout, train, normalization, structured_adapter_init(layout, config),
+                           {config.rank / 2, config.gamma, config.init_scale}, report);
+}
+
+Chain make_implicit_adapter(const ProcessGrid& grid, const IndexLayout& layout, const AdapterConfig& config,
+                            const LinearStrategy& samples) {
+  validate_adapter(config, layout.rows(), layout.cols());
+  fail_if(config.kind != AdapterKind::kDeepCompressed, "the implicit init is for deep-compressed only");
+  return compress_implicit_samples(grid, layout, samples.inputs(), samples.base_residual(),
+                                   structured_adapter_init(layout, config),
+                                   {config.rank / 2, config.gamma, config.init_scale});
+}
+
 std::int64_t trainable_parameters(const Chain& chain) {
   std::int64_t total = 0;
   for (const DistMatrix& w : chain.factors) total += w.rows() * w.cols();

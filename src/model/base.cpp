@@ -35,7 +35,20 @@ std::vector<double> fetch_rows(const DistMatrix& a, const std::vector<std::int64
 
 }  // namespace
 
+namespace {
+std::vector<double> chain_values(const Base& base, const Observations& entries);
+}  // namespace
+
 std::vector<double> base_values(const Base& base, const Observations& entries) {
+  std::vector<double> values = chain_values(base, entries);
+  if (base.biases)
+    for (size_t e = 0; e < entries.size(); ++e) values[e] += base.biases->at(entries.rows[e], entries.cols[e]);
+  return values;
+}
+
+namespace {
+/// W0 without the biases at the local observations.
+std::vector<double> chain_values(const Base& base, const Observations& entries) {
   if (base.dense) return sample_entries(*base.dense, entries.rows, entries.cols);
   const Chain& chain = *base.factored;
   const std::int64_t k = chain.factors.front().rows();
@@ -67,6 +80,7 @@ std::vector<double> base_values(const Base& base, const Observations& entries) {
   }
   return values;
 }
+}  // namespace
 
 void subtract_base(const Base& base, Observations& entries) {
   const std::vector<double> w0 = base_values(base, entries);
@@ -74,6 +88,7 @@ void subtract_base(const Base& base, Observations& entries) {
 }
 
 DistMatrix apply_base(const Base& base, const DistMatrix& x) {
+  fail_if(base.biases.has_value(), "a base with biases (a ratings model) has no linear-layer form");
   fail_if(x.rows() != base.cols(), "the inputs have {} features but the base has {} columns",
           x.rows(), base.cols());
   if (base.dense) {

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "cdmf/core/agree.hpp"
 #include "cdmf/core/error.hpp"
+#include "cdmf/linalg/truncated_svd.hpp"
 #include "cdmf/random/counter_rng.hpp"
 
 namespace cdmf {
@@ -16,6 +18,60 @@ namespace {
 // Streams of the structured factors, apart from the dense init's kFactorInit + l.
 constexpr std::uint32_t kStructuredPermutation = static_cast<std::uint32_t>(Stream::kFactorInit) + 50;
 constexpr std::uint32_t kStructuredSign = static_cast<std::uint32_t>(Stream::kFactorInit) + 70;
+/// Collective: the whole of a thin matrix on every rank, column-major.
+std::vector<double> replicated(const DistMatrix& a) {
+  std::vector<double> full = a.gather();
+  full.resize(static_cast<size_t>(a.rows() * a.cols()));
+  check_mpi(MPI_Bcast(full.data(), static_cast<int>(full.size()), MPI_DOUBLE, 0, a.grid().comm()),
+            "MPI_Bcast");
+  return full;
+}
+
+/// Collective: the checks compress_chain makes, for the implicit paths.
+void validate_implicit(const ProcessGrid& grid, const IndexLayout& layout, const StructuredInit& init,
+                       const CompressionConfig& config) {
+  const std::int64_t m = layout.rows(), n = layout.cols(), rank = config.rank;
+  run_agreed(grid.comm(), [&] {
+    fail_if(rank < 1, "--rank must be at least 1 for the compressed model (got {})", rank);
+    fail_if(2 * rank > std::min(m, n),
+            "--rank {}: the compressed width 2*rank = {} exceeds min(rows, cols) = {}", rank, 2 * rank,
+            std::min(m, n));
+    fail_if(!(config.init_scale > 0.0), "--init-scale must be positive (got {})", config.init_scale);
+    fail_if(!(config.gamma >= 0.0) || !std::isfinite(config.gamma),
+            "--gamma must be non-negative and finite (got {})", config.gamma);
+    fail_if(init.rows() != m || init.cols() != n, "structured init of {} x {} for a {} x {} problem",
+            init.rows(), init.cols(), m, n);
+  });
+}
+
+/// eps^L as the chain's product forms it.
+double chain_scale(const StructuredInit& init, double init_scale) {
+  double scale = 1.0;
+  for (int l = 0; l < init.depth(); ++l) scale *= init_scale;
+  return scale;
+}
+
+/// Collective: Q X for X (n x s) on the grid, m x s: X is replicated a panel of columns at a
+/// time (n x 64 words on every rank), never whole.
+DistMatrix apply_q(const StructuredInit& init, const DistMatrix& x) {
+  constexpr std::int64_t kPanel = 64;
+  const std::int64_t m = init.rows(), n = x.rows(), s = x.cols();
+  DistMatrix y(x.grid(), m, s, x.block());
+  for (std::int64_t c0 = 0; c0 < s; c0 += kPanel) {
+    const std::int64_t w = std::min(kPanel, s - c0);
+    DistMatrix panel(x.grid(), n, w, x.block());
+    copy_block(x, 0, c0, n, w, panel, 0, 0);
+    const std::vector<double> qx = init.apply(replicated(panel), w);
+    for (std::int64_t lj = 0; lj < y.local_cols(); ++lj) {
+      const std::int64_t c = y.col_dim().global(lj) - c0;
+      if (c < 0 || c >= w) continue;
+      for (std::int64_t li = 0; li < y.local_rows(); ++li)
+        y.at_local(li, lj) = qx[static_cast<size_t>(y.row_dim().global(li) + c * m)];
+    }
+  }
+  return y;
+}
+
 }  // namespace
 
 StructuredInit::StructuredInit(std::int64_t rows, std::int64_t cols, int depth, std::int64_t width,
@@ -108,57 +164,101 @@ Chain compressed_chain(DistMatrix v, DistMatrix u, int depth, const CompressionC
   return compressed;
 }
 
+namespace {
+/// Collective: the compressed chain from U_S0 (m x rank) and V_S0 (n x rank), column-major on
+/// every rank, in the layout's permuted spaces.
+Chain compressed_from_singular_vectors(const ProcessGrid& grid, const IndexLayout& layout,
+                                       const StructuredInit& init, const std::vector<double>& u_s0,
+                                       const std::vector<double>& v_s0, const CompressionConfig& config) {
+  const std::int64_t m = layout.rows(), n = layout.cols(), rank = config.rank;
+  // m <= n: V = orth([V_S0, Q^T U_S0]) on the grid, then U = Q V; m > n: U = orth([U_S0, Q V_S0]),
+  // then V = Q^T U (as compression_factors, model/compression.cpp, says why).
+  const int block = layout.block();
+  const std::int64_t k = 2 * rank;
+  const bool tall = m > n;
+  const std::int64_t side = tall ? m : n;
+  const std::vector<double>& own = tall ? u_s0 : v_s0;
+  std::vector<double> lifted = tall ? init.apply(v_s0, rank) : init.apply_transposed(u_s0, rank);
+  DistMatrix basis(grid, side, k, block);
+  basis.fill([&](std::int64_t j, std::int64_t c) { return c < rank ? own[j + c * side] : lifted[j + (c - rank) * side]; });
+  std::vector<double>().swap(lifted);
+  orthonormalize_columns(basis);
+  const std::vector<double> basis_full = replicated(basis);
+  const std::vector<double> other_full = tall ? init.apply_transposed(basis_full, k) : init.apply(basis_full, k);
+  const std::int64_t other_side = tall ? n : m;
+  DistMatrix other(grid, other_side, k, block);
+  other.fill([&](std::int64_t i, std::int64_t c) { return other_full[i + c * other_side]; });
+  DistMatrix v = tall ? std::move(other) : std::move(basis);
+  DistMatrix u = tall ? std::move(basis) : std::move(other);
+  return compressed_chain(std::move(v), std::move(u), init.depth(), config);
+}
+}  // namespace
+
 Chain compress_implicit(const ProcessGrid& grid, const IndexLayout& layout, const Observations& train,
                         double normalization, const StructuredInit& init,
                         const CompressionConfig& config, ImplicitCompressionReport* report) {
   const std::int64_t m = layout.rows(), n = layout.cols(), rank = config.rank;
-  run_agreed(grid.comm(), [&] {
-    fail_if(rank < 1, "--rank must be at least 1 for the compressed model (got {})", rank);
-    fail_if(2 * rank > std::min(m, n),
-            "--rank {}: the compressed width 2*rank = {} exceeds min(rows, cols) = {}", rank, 2 * rank,
-            std::min(m, n));
-    fail_if(!(config.init_scale > 0.0), "--init-scale must be positive (got {})", config.init_scale);
-    fail_if(!(config.gamma >= 0.0) || !std::isfinite(config.gamma),
-            "--gamma must be non-negative and finite (got {})", config.gamma);
-    fail_if(init.rows() != m || init.cols() != n, "structured init of {} x {} for a {} x {} problem",
-            init.rows(), init.cols(), m, n);
-  });
-  // S0 on Omega: (eps^L Q_ij - Phi_ij) / N, eps^L as the chain's product forms it.
-  double scale = 1.0;
-  for (int l = 0; l < init.depth(); ++l) scale *= config.init_scale;
+  validate_implicit(grid, layout, init, config);
+  // S0 on Omega: (eps^L Q_ij - (Phi_ij - offset_ij)) / N.
+  const double scale = chain_scale(init, config.init_scale);
   std::vector<double> s0(train.size());
   for (size_t e = 0; e < train.size(); ++e)
-    s0[e] = (scale * init.q(train.rows[e], train.cols[e]) - train.values[e]) / normalization;
+    s0[e] = (scale * init.q(train.rows[e], train.cols[e]) - train.target(e)) / normalization;
   const auto start = std::chrono::steady_clock::now();
   SparseSvd top;
   {
     const DistSparseMatrix s(grid, m, n, layout.block(), train.rows, train.cols, s0);
     std::vector<double>().swap(s0);
-    top = sparse_truncated_svd(s, rank, {1e-14, 1000, layout.seed()});
+    top = sparse_truncated_svd(s, rank, {1e-14, 1000, layout.seed(), true});
   }
   const double svd_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  // V = orth([V_S0, Q^T U_S0]) on the grid, then U = Q V.
-  const int block = layout.block();
-  const std::int64_t k = 2 * rank;
-  std::vector<double> lifted = init.apply_transposed(top.u, rank);
-  DistMatrix v(grid, n, k, block);
-  v.fill([&](std::int64_t j, std::int64_t c) { return c < rank ? top.v[j + c * n] : lifted[j + (c - rank) * n]; });
-  std::vector<double>().swap(lifted);
-  orthonormalize_columns(v);
-  std::vector<double> v_full = v.gather();
-  v_full.resize(static_cast<size_t>(n * k));
-  check_mpi(MPI_Bcast(v_full.data(), static_cast<int>(n * k), MPI_DOUBLE, 0, grid.comm()), "MPI_Bcast");
-  const std::vector<double> u_full = init.apply(v_full, k);
-  DistMatrix u(grid, m, k, block);
-  u.fill([&](std::int64_t i, std::int64_t c) { return u_full[i + c * m]; });
+  Chain chain = compressed_from_singular_vectors(grid, layout, init, top.u, top.v, config);
   if (report != nullptr) {
     top.u.clear();
     top.v.clear();
     report->svd = std::move(top);
     report->svd_seconds = svd_seconds;
   }
-  return compressed_chain(std::move(v), std::move(u), init.depth(), config);
+  return chain;
+}
+
+Chain compress_implicit_samples(const ProcessGrid& grid, const IndexLayout& layout, const DistMatrix& x,
+                                const DistMatrix& b0, const StructuredInit& init,
+                                const CompressionConfig& config) {
+  const std::int64_t n = layout.cols(), s = x.cols(), rank = config.rank;
+  validate_implicit(grid, layout, init, config);
+  fail_if(std::min(s, n) < rank,
+          "--init-structure implicit: {} samples cannot determine the top {} singular directions of "
+          "the first gradient (use --init-structure dense)",
+          s, rank);
+  // S0 = R X^T / s with R = B0 + eps^L Q X (m x s): its singular vectors from thin factors.
+  DistMatrix r = apply_q(init, x);
+  for (double& value : r.local()) value *= chain_scale(init, config.init_scale);
+  axpy(1.0, b0, r);
+  // X = Q_x R_x (n x s, thin QR, when s <= n), so R X^T = (R R_x^T) Q_x^T with M = R R_x^T
+  // m x s: U_S0, V_S0 are M's left vectors and Q_x times its right ones. With s > n, M = R X^T
+  // (m x n, no larger than R).
+  std::optional<DistMatrix> qx;
+  DistMatrix m_core(grid, layout.rows(), std::min(s, n), layout.block());
+  if (s <= n) {
+    qx.emplace(x);
+    orthonormalize_columns(*qx);
+    DistMatrix rx(grid, s, s, layout.block());
+    gemm('T', 'N', 1.0, *qx, x, 0.0, rx);
+    gemm('N', 'T', 1.0, r, rx, 0.0, m_core);
+  } else {
+    gemm('N', 'T', 1.0, r, x, 0.0, m_core);
+  }
+  const TruncatedSvd top = top_singular_vectors(m_core, rank, UnresolvedSubspace::kUseFullSvd);
+  std::vector<double> v_s0;
+  if (qx) {
+    DistMatrix v(grid, n, rank, layout.block());
+    gemm('N', 'N', 1.0, *qx, top.v, 0.0, v);
+    v_s0 = replicated(v);
+  } else {
+    v_s0 = replicated(top.v);
+  }
+  return compressed_from_singular_vectors(grid, layout, init, replicated(top.u), v_s0, config);
 }
 
 }  // namespace cdmf

@@ -21,6 +21,7 @@
 #include "cdmf/model/spectrum.hpp"
 #include "cdmf/optim/optimizer.hpp"
 #include "cdmf/run/memory_estimates.hpp"
+#include "cdmf/run/train_run.hpp"
 #include "cdmf/strategy/dense_strategy.hpp"
 #include "cdmf/strategy/linear_strategy.hpp"
 #include "cdmf/strategy/sparse_strategy.hpp"
@@ -54,6 +55,7 @@ nlohmann::json AdaptOptions::to_json() const {
                {"loss_normalization", normalization},
                {"permute", !no_permute},
                {"strategy", strategy},
+               {"init_structure", init_structure},
                {"export_peft", export_peft},
                {"target_module", target_module}});
   return json;
@@ -131,6 +133,8 @@ int run_adapt(const AdaptOptions& o) {
           "--loss-normalization must be 'mn' or 'observed' (got '{}')", o.normalization);
   fail_if(o.strategy != "auto" && o.strategy != "dense" && o.strategy != "sparse",
           "--strategy must be auto, dense or sparse (got '{}')", o.strategy);
+  fail_if(o.init_structure != "auto" && o.init_structure != "dense" && o.init_structure != "implicit",
+          "--init-structure must be auto, dense or implicit (got '{}')", o.init_structure);
   RunSession session("adapt", o.run, o.to_json(), {},
                      {{"--base", o.base},
                       {"--samples", o.samples},
@@ -143,6 +147,11 @@ int run_adapt(const AdaptOptions& o) {
   session.phases().enter("read");
   const BaseFileInfo base_info = read_base_info(comm, o.base);
   const std::int64_t m = base_info.rows, n = base_info.cols;
+  fail_if(linear && base_info.biases,
+          "{}: a ratings model with biases (train --biases) cannot be the base of a linear layer: "
+          "its mean and row/column biases are offsets of observed entries, not weights applied "
+          "to inputs (adapt it on entries, with --data)",
+          o.base);
   const AdapterConfig config{kind, o.rank, o.depth, o.init_scale, o.gamma, o.alpha, o.width, o.seed};
   validate_adapter(config, m, n);
   IdMap base_row_ids, base_col_ids;
@@ -176,6 +185,9 @@ int run_adapt(const AdaptOptions& o) {
 
   const int block = choose_block_size(m, n, grid, o.block_size);
   const IndexLayout layout(m, n, block, o.seed, !o.no_permute);
+  // deep-compressed: the overparameterized init made dense (h x n factors) or kept implicit.
+  const std::int64_t deep_width = o.width > 0 ? o.width : std::max(m, n);
+  bool implicit_init = kind == AdapterKind::kDeepCompressed && o.init_structure == "implicit";
   {
     // The adapter chain and the measurement's data as for a training run, plus the base and,
     // for the linear layer, the samples, B0 and the forward products (width x s each).
@@ -194,7 +206,20 @@ int run_adapt(const AdaptOptions& o) {
     footprint.dense_strategy = !linear && (o.strategy == "dense" || (o.strategy == "auto" && 4 * footprint.width > std::min(m, n)));
     if (kind == AdapterKind::kDeepCompressed) {
       footprint.deep_init_depth = o.depth;
-      footprint.deep_init_width = o.width > 0 ? o.width : std::max(m, n);
+      footprint.deep_init_width = deep_width;
+    }
+    // auto: as train's rule (the structured init exists for widths >= max(m, n)); the linear
+    // layer also needs min(s, n) >= r / 2 samples to determine the compression.
+    if (kind == AdapterKind::kDeepCompressed && o.init_structure == "auto")
+      implicit_init = deep_width >= std::max(m, n) &&
+                      (!linear || std::min(samples_shape.samples, n) >= o.rank / 2) &&
+                      (std::max(m, n) > kImplicitInitSize ||
+                       plan_train_memory("", footprint, grid).per_rank_bytes(grid.size()) >
+                           session.budget().per_rank_bytes);
+    if (implicit_init) {
+      footprint.implicit_init = true;
+      footprint.rank = o.rank / 2;
+      footprint.deep_init_depth = 0;
     }
     MemoryPlan plan = plan_train_memory(
         fmt::format("adapt --adapter {} ({} x {}, rank {})", o.adapter, m, n, o.rank), footprint, grid);
@@ -203,13 +228,21 @@ int run_adapt(const AdaptOptions& o) {
       base_bytes = 0.0;
       for (const FactorShape& s : base_info.factors.shapes) base_bytes += 8.0 * double(s.rows) * double(s.cols);
     }
-    plan.add("base", base_bytes);
+    plan.add("base", base_bytes, base_info.biases ? 8.0 * double(m + n) : 0.0);  // biases: on every rank
     if (linear) {
       const double s = double(samples_shape.samples + test_shape.samples);
       plan.add("samples (X, Y, B0, transposes)", 8.0 * s * double(m + n) * 3.0);
       plan.add("forward products", 8.0 * double(samples_shape.samples) *
-                                       double(std::max(footprint.width, footprint.deep_init_width)) *
+                                       double(std::max(footprint.width, footprint.deep_init_depth > 0 ? deep_width : 0)) *
                                        double(std::max(footprint.depth, footprint.deep_init_depth) + 2));
+      if (implicit_init) {
+        // R = B0 + eps^L Q X and Q X (m x s), Q_x (n x c), R_x (c x c), M (m x c) and its
+        // c x c Gram matrix, c = min(s, n); a 64-column panel of X on every rank.
+        const double s = double(samples_shape.samples), c = std::min(s, double(n));
+        plan.add("implicit compression of the samples (Q X, thin QR of X, M = R R_x^T)",
+                 8.0 * (2.0 * double(m) * s + double(n) * c + double(m) * c + 3.0 * c * c),
+                 8.0 * double(n) * 64.0);
+      }
     }
     session.check_memory(plan);
   }
@@ -219,7 +252,7 @@ int run_adapt(const AdaptOptions& o) {
   // The measurement: offsets of the base computed once, so the strategies fit DeltaW unchanged.
   DataFingerprint fingerprint;
   std::optional<Observations> train, test;
-  std::unique_ptr<Strategy> linear_loss;
+  std::unique_ptr<LinearStrategy> linear_loss;
   double normalization = 1.0;
   if (linear) {
     Samples samples = read_samples(grid, layout, o.samples);
@@ -284,6 +317,29 @@ int run_adapt(const AdaptOptions& o) {
     if (session.is_root())
       fmt::print("restart: continuing from {} at iteration {} (written on {} ranks, grid {})\n",
                  resume->path, start.iteration, resume->info.ranks, resume->info.grid);
+  } else if (kind == AdapterKind::kDeepCompressed && implicit_init) {
+    // The structured init, compressed without it ever existing (no h x n or h x h matrix).
+    session.phases().enter("compress");
+    if (session.is_root()) {
+      fmt::print("compress: implicit structured init (signed permutations, width {}) and the top {} "
+                 "singular triplets of the first gradient ({})\n",
+                 deep_width, o.rank / 2, linear ? "thin QR of the samples" : "PARPACK on its sparse form");
+      std::fflush(stdout);
+    }
+    if (linear) {
+      chain = make_implicit_adapter(grid, layout, config, *linear_loss);
+    } else {
+      ImplicitCompressionReport report;
+      chain = make_implicit_adapter(grid, layout, config, *train, normalization, &report);
+      if (session.is_root()) {
+        const SparseSvd& svd = report.svd;
+        fmt::print("compress: PARPACK in {:.2f} s, {} passes over the data, largest residual {:.1e} s_1\n",
+                   report.svd_seconds, svd.passes,
+                   *std::max_element(svd.residuals.begin(), svd.residuals.end()));
+        if (!svd.warning.empty()) fmt::print(stderr, "cdmf: warning: compression: {}\n", svd.warning);
+      }
+    }
+    session.phases().enter("init");
   } else if (kind == AdapterKind::kDeepCompressed) {
     // The overparameterized adapter's first gradient: dense for entries (its width is h).
     session.phases().enter("compress");
@@ -318,7 +374,9 @@ int run_adapt(const AdaptOptions& o) {
   if (session.is_root())
     fmt::print("base: {} ({} x {}, {}, fingerprint {}); {}; adapter {}: rank {}, {} factors, width "
                "{}, {} trainable parameters{}\n",
-               o.base, m, n, base_info.dense ? "dense" : "factored", base_digest,
+               o.base, m, n,
+               base_info.dense ? "dense" : base_info.biases ? "factored, with biases" : "factored",
+               base_digest,
                linear ? fmt::format("linear layer, {} samples{}", samples_shape.samples,
                                     o.test_samples.empty() ? "" : fmt::format(", {} test samples", test_shape.samples))
                       : fmt::format("entries, {} training{}", train->global_count,
@@ -370,6 +428,9 @@ int run_adapt(const AdaptOptions& o) {
        {"best_iteration",
         result.best_iteration >= 0 ? nlohmann::json(result.best_iteration) : nlohmann::json(nullptr)},
        {"written_iterate", best ? "best" : "final"},
+       {"init_structure", kind != AdapterKind::kDeepCompressed || resume
+                              ? nlohmann::json(nullptr)
+                              : nlohmann::json(implicit_init ? "implicit" : "dense")},
        {"update_rank", spectrum.rank},
        {"update_singular_values", spectrum.top},
        {"base_fingerprint", base_digest},

@@ -38,6 +38,17 @@ RowGroupedEntries group_by_row(const std::vector<std::int32_t>& rows,
     col_extent = std::max<std::int64_t>(col_extent, cols[e] + 1);
   }
   std::partial_sum(grouped.row_start.begin(), grouped.row_start.end(), grouped.row_start.begin());
+  // Entries already in (row, column) order (observations come sorted so whenever the
+  // strategy's blocks are the layout's) are copied as they are: the counting passes below read
+  // a random entry per step.
+  bool sorted = true;
+  for (size_t e = 1; e < values.size() && sorted; ++e)
+    sorted = rows[e - 1] < rows[e] || (rows[e - 1] == rows[e] && cols[e - 1] <= cols[e]);
+  if (sorted) {
+    grouped.col = cols;
+    grouped.value = values;
+    return grouped;
+  }
   // By row, columns ascending within each row: two stable counting passes.
   const std::vector<int> by_col =
       stable_order_by(values.size(), nullptr, col_extent, [&](int e) { return cols[static_cast<size_t>(e)]; });

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <numeric>
 #include <utility>
 
 #include "cdmf/core/error.hpp"
@@ -286,6 +287,25 @@ const RowGroupedEntries& SparseStrategy::grouped(const Observations& set, RowGro
                                                  const CyclicDim& rows, const CyclicDim& cols) {
   if (cache.size() == set.size() && cache.local_rows() == rows.count() && grouped_block_ == rows.block)
     return cache;
+  cache = RowGroupedEntries{};
+  // Observations come sorted by (row, column), which the local indices keep: the grouping is
+  // then filled in one pass, with no temporaries (at 1e8 entries they were 16 bytes an entry
+  // on top of the observations and the grouping).
+  bool sorted = true;
+  for (size_t e = 1; e < set.size() && sorted; ++e)
+    sorted = set.rows[e - 1] < set.rows[e] || (set.rows[e - 1] == set.rows[e] && set.cols[e - 1] <= set.cols[e]);
+  if (sorted) {
+    cache.row_start.assign(static_cast<size_t>(rows.count()) + 1, 0);
+    cache.col.resize(set.size());
+    cache.value.resize(set.size());
+    for (size_t e = 0; e < set.size(); ++e) {
+      ++cache.row_start[static_cast<size_t>(rows.local(set.rows[e])) + 1];
+      cache.col[e] = static_cast<std::int32_t>(cols.local(set.cols[e]));
+      cache.value[e] = set.target(e);
+    }
+    std::partial_sum(cache.row_start.begin(), cache.row_start.end(), cache.row_start.begin());
+    return cache;
+  }
   std::vector<std::int32_t> local_rows(set.size()), local_cols(set.size());
   for (size_t e = 0; e < set.size(); ++e) {
     local_rows[e] = static_cast<std::int32_t>(rows.local(set.rows[e]));

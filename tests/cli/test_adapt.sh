@@ -6,7 +6,9 @@
 # adapt_end_to_end: the linear layer and the entries measurement with every adapter, a dense
 #                   and a factored base, on 1, 2 and 4 ranks (the same run to rounding);
 #                   --patience writes the best adapter; --export-peft read back (B A = DeltaW);
-#                   predict --base --adapter against the adapter file; inspect of an adapter.
+#                   predict --base --adapter against the adapter file; inspect of an adapter;
+#                   a base with biases (train --biases): entries and predict add them, the
+#                   linear layer refuses it; deep-compressed from the implicit init.
 # adapt_restart:    a restart from a checkpoint is the uninterrupted run bit for bit on the
 #                   same grid, and to 1e-10 from 4 ranks to 2.
 # adapt_bad_input:  every bad input of the issue: one "cdmf: error:" line, non-zero exit.
@@ -51,6 +53,7 @@ x_nan = x.copy(); x_nan[3, 4] = np.nan
 samples("nan.h5", x_nan, y)
 y_inf = y.copy(); y_inf[2, 1] = np.inf
 samples("inf.h5", x, y_inf)
+samples("s3.h5", x[:3], y[:3])
 with h5py.File("other_base.h5", "w") as f:
     f["/W"] = h5py.File("base.h5")["/W"][()] * 1.001
 with h5py.File("small_base.h5", "w") as f:
@@ -135,6 +138,72 @@ EOF
   test "$(wc -l < fpred.tsv)" -eq 100
 }
 
+implicit_init() {
+  # deep-compressed from the implicit structured init (--init-structure implicit), both
+  # measurements: the same run on 1, 2 and 4 ranks; auto stays dense at this size.
+  for ranks in 1 2 4; do
+    mpi $ranks "${LINEAR[@]}" "${STEPS[@]}" --adapter deep-compressed --rank 4 --init-structure implicit \
+      --output ilin_$ranks.h5 --summary ilin_$ranks.json --metrics ilin_$ranks.csv > ilin_$ranks.log
+    mpi $ranks "${ENTRIES[@]}" "${STEPS[@]}" --base base.h5 --adapter deep-compressed --rank 2 \
+      --init-structure implicit --output ient_$ranks.h5 --summary ient_$ranks.json --metrics ient_$ranks.csv \
+      > ient_$ranks.log
+  done
+  for m in ilin ient; do
+    same_summary ${m}_1.json ${m}_2.json 1e-9 train_loss test_loss
+    same_summary ${m}_4.json ${m}_2.json 1e-9 train_loss test_loss
+  done
+  grep -q "compress: implicit structured init (signed permutations, width 24)" ilin_2.log
+  grep -q "compress: PARPACK in" ient_2.log
+  "$PYTHON" - << 'EOF2'
+import csv, json
+for name, want in [("ilin_2", "implicit"), ("ient_2", "implicit"), ("lin_deep-compressed_2", "dense"), ("lin_lora_2", None)]:
+    s = json.load(open(name + ".json"))
+    assert s["init_structure"] == want, (name, s["init_structure"])
+for name in ["ilin_2", "ient_2"]:
+    rows = list(csv.DictReader(open(name + ".csv")))
+    first, last = float(rows[0]["train_loss"]), float(rows[-1]["train_loss"])
+    assert last < 0.5 * first, (name, first, last)
+    print(f"note: {name}: train loss {first:.4e} -> {last:.4e}")
+EOF2
+}
+
+biases_base() {
+  # A ratings model (train --biases) as the base: adapt's offsets hold mu + b_i + c_j, and
+  # predict --base --adapter gives the same values; a linear layer refuses such a base.
+  mpi 2 train --data entries.tsv --model shallow --rank 3 --init-scale 0.5 --lr 50 --iters 20 \
+    --biases --quiet --output bbase.h5 > bbase.log
+  mpi 2 "${ENTRIES[@]}" --lr 3e-2 --iters 60 --log-every 60 --base bbase.h5 --adapter lora --rank 2 \
+    --output bent.h5 --metrics bent.csv --summary bent.json > bent.log
+  mpi 2 predict --base bbase.h5 --adapter bent.h5 --pairs entries.tsv --out bpred.tsv > bpred.log
+  "$PYTHON" - << 'EOF2'
+import csv, h5py, numpy as np
+b = h5py.File("bbase.h5")
+assert "/biases" in b
+chain = [b[f"/factors/W{l + 1}"][()] for l in range(len(b["/factors"]))]
+w0 = chain[1] @ chain[0] + b["/biases"].attrs["mu"] + b["/biases/rows"][()][:, None] + b["/biases/cols"][()][None, :]
+a = h5py.File("bent.h5")
+delta = a["/factors/W2"][()] @ a["/factors/W1"][()]
+entries = [l.split("\t") for l in open("entries.tsv").read().splitlines()]
+pred = {(int(i), int(j)): float(v) for i, j, v in (l.split("\t") for l in open("bpred.tsv").read().splitlines())}
+worst = max(abs(pred[int(i), int(j)] - (w0 + delta)[int(i), int(j)]) for i, j, _ in entries)
+assert worst < 1e-12 * np.abs(w0).max(), worst
+# adapt's view: LoRA starts at DeltaW = 0, so its first train loss is the base's own (with its
+# biases); its last is the loss of the predictions (loss normalization: observed entries).
+rows = list(csv.DictReader(open("bent.csv")))
+assert int(rows[0]["iteration"]) == 0 and int(rows[-1]["iteration"]) == 60, rows
+y = np.array([float(v) for _, _, v in entries])
+first = sum((float(v) - w0[int(i), int(j)]) ** 2 for i, j, v in entries) / (2 * len(entries))
+last = sum((float(v) - pred[int(i), int(j)]) ** 2 for i, j, v in entries) / (2 * len(entries))
+assert abs(float(rows[0]["train_loss"]) - first) < 1e-10 * first, (rows[0], first)
+assert abs(float(rows[-1]["train_loss"]) - last) < 1e-9 * last, (rows[-1], last)
+assert last < first
+without = sum((float(v) - (chain[1] @ chain[0])[int(i), int(j)]) ** 2 for i, j, v in entries) / (2 * len(entries))
+print(f"note: base with biases: train loss {first:.4e} at init ({without:.4e} without its biases), {last:.4e} after 60 steps; predict agrees to {worst:.1e}")
+EOF2
+  expect_error "bbase.h5: a ratings model with biases (train --biases) cannot be the base of a linear layer" \
+    adapt --base bbase.h5 --samples s32.h5 --adapter lora --rank 2 --lr 1e-3 --iters 5 --output l.h5
+}
+
 patience_keeps_best() {
   # A large step overfits 32 noisy samples; --patience stops and writes the best iterate.
   mpi 2 "${LINEAR[@]}" --adapter lora --rank 16 --lr 3e-2 --iters 3000 --log-every 10 \
@@ -194,6 +263,8 @@ if [[ $SECTION == all || $SECTION == adapt_end_to_end ]]; then
   check "make the teacher-student problem and a factored base" make_problem
   check "linear layer: lora, deep, deep-compressed on 1, 2, 4 ranks" linear_runs
   check "entries: dense and factored base, three adapters, 1 vs 4 ranks; predict" entries_runs
+  check "deep-compressed from the implicit init, both measurements, 1, 2, 4 ranks" implicit_init
+  check "a base with biases: adapt and predict add them; a linear layer refuses it" biases_base
   check "--patience writes the best adapter on the test set" patience_keeps_best
   check "--export-peft read back: B A = DeltaW; inspect of an adapter" peft_export
 fi
@@ -262,6 +333,14 @@ if [[ $SECTION == all || $SECTION == adapt_bad_input ]]; then
     "${A[@]}" --adapter lora --rank 2 --samples s32.h5 --data entries.tsv
   check "--export-peft without --target-module" expect_error "--target-module" \
     "${A[@]}" --adapter lora --rank 2 --samples s32.h5 --export-peft peft
+  check "--init-structure implicit below the width max(m, n)" \
+    expect_error "the structured init needs a width h >= max(m, n) = 24 (got 20)" \
+    "${A[@]}" --adapter deep-compressed --rank 4 --samples s32.h5 --init-structure implicit --width 20
+  check "--init-structure implicit with fewer samples than r / 2" \
+    expect_error "3 samples cannot determine the top 4 singular directions" \
+    "${A[@]}" --adapter deep-compressed --rank 8 --samples s3.h5 --init-structure implicit
+  check "--init-structure of an unknown kind" expect_error "--init-structure must be auto, dense or implicit" \
+    "${A[@]}" --adapter deep-compressed --rank 4 --samples s32.h5 --init-structure haar
   check "missing --base" expect_error "--base is required" \
     adapt --lr 1e-3 --rank 2 --samples s32.h5 --output a.h5
   check "a base that is neither /W nor a factor file" expect_error "s32.h5: not a base" \

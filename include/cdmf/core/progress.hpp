@@ -10,6 +10,7 @@ namespace cdmf {
 class ProgressLine {
  public:
   /// `what` names the work ("reading train.tsv"); `total` is this rank's amount in `unit`
+  /// (0 when it is not known in advance: the lines then give the amount done, time and rate)
   /// ("bytes" prints sizes as "12.3 MB"; any other unit as plain numbers); only a rank with
   /// `speaks` prints. Lines start once `quiet_seconds` have passed and come every
   /// `every_seconds`.

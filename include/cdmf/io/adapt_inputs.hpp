@@ -21,6 +21,7 @@ struct BaseFileInfo {
   bool dense = false;  // /W; otherwise a factor file
   std::int64_t rows = 0, cols = 0;
   FactorFileInfo factors;  // when !dense
+  bool biases = false;     // a factor file with /biases (train --biases)
 };
 
 /// Collective: what `path` holds. Errors name the file: missing, not HDF5, neither /W nor a

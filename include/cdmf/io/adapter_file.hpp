@@ -3,6 +3,12 @@
 /// format "cdmf-adapter", format_version 1 and the root attributes adapter, rank, depth,
 /// init_scale, gamma, alpha, measurement, base_fingerprint (rows, cols as every factor file);
 /// /factors/W1..WK hold DeltaW = W_K ... W_1 exactly.
+///
+/// `depth` is the factor file's own attribute, the number K of stored factors (the reader of
+/// every factor file counts /factors by it), so it is written once with that meaning; the
+/// adapter's depth L follows from it: K for lora (2) and deep, K - 2 for deep-compressed
+/// ([V^T, L inner factors, U]). Files of the first version also hold `adapter_depth` (L):
+/// they are read, and refused in one line if it disagrees with K.
 #include <mpi.h>
 
 #include <string>
@@ -36,6 +42,9 @@ struct AdapterMeta {
 void write_adapter_file(const ProcessGrid& grid, const IndexLayout& layout, const std::string& path,
                         const Chain& adapter, const AdapterMeta& meta, const IdMap& row_ids = {},
                         const IdMap& col_ids = {});
+
+/// The adapter's depth L (lora: 2) from the number of factors of its chain.
+std::int64_t adapter_depth(AdapterKind kind, std::int64_t factor_count);
 
 /// Collective: opens and checks an adapter file (format "cdmf-adapter", the factor file
 /// checks, every adapter attribute present). Errors name the file.

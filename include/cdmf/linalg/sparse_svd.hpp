@@ -21,6 +21,9 @@
 /// against the others), `warning` says so in one sentence.
 ///
 /// Signs: each v_i has its entry of largest magnitude (the first on a tie) positive.
+///
+/// Passes: `passes` counts sweeps over the entries (one per product, or one per fused Gram
+/// application on grids whose rows are one process wide).
 #include <mpi.h>
 
 #include <cstdint>
@@ -56,11 +59,19 @@ class DistSparseMatrix {
   void multiply(const double* x, std::int64_t k, double* y) const;
   /// Collective: X = A^T Y, summed over the column communicator.
   void multiply_transposed(const double* y, std::int64_t k, double* x) const;
+  /// Collective: Z = A^T A x for one vector x (local columns), summed as multiply_transposed's
+  /// result is. When a grid row has one process (the tall grids of tall matrices), each local
+  /// row is complete here and both products are one sweep over the entries: the row's dot
+  /// product, then its scatter while the row is in cache. Returns the sweeps over the entries.
+  int gram(const double* x, double* z) const;
 
  private:
   const ProcessGrid* grid_;
   CyclicDim row_dim_, col_dim_;
-  std::vector<std::int32_t> row_, col_;  // local indices, sorted by (row, col)
+  // Compressed rows: the entries of local row r are row_start_[r] .. row_start_[r + 1] - 1,
+  // by ascending local column (12 bytes an entry, read in order by every product).
+  std::vector<std::int64_t> row_start_;
+  std::vector<std::int32_t> col_;
   std::vector<double> value_;
 };
 
@@ -71,6 +82,7 @@ struct SparseSvdOptions {
   double tolerance = 1e-14;   // PARPACK's relative residual tolerance on the Gram operator
   int max_iterations = 1000;  // PARPACK restarts
   std::uint64_t seed = 0;     // the start vector and the completion of null directions
+  bool progress = false;      // rank 0 prints progress lines when the iteration runs long
 };
 
 struct SparseSvd {

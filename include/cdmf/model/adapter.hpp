@@ -13,7 +13,10 @@
 #include <cstdint>
 #include <string>
 
+#include "cdmf/data/observations.hpp"
 #include "cdmf/model/chain.hpp"
+#include "cdmf/model/structured_init.hpp"
+#include "cdmf/strategy/linear_strategy.hpp"
 #include "cdmf/strategy/strategy.hpp"
 
 namespace cdmf {
@@ -53,6 +56,18 @@ Chain make_adapter(const ProcessGrid& grid, const IndexLayout& layout, const Ada
 /// The overparameterized depth-L adapter deep-compressed starts from (exposed for tests).
 Chain overparameterized_adapter(const ProcessGrid& grid, const IndexLayout& layout,
                                 const AdapterConfig& config);
+
+/// deep-compressed at scale: the overparameterized adapter's init is the structured one
+/// (signed permutations of width h = --width or max(m, n), drawn from the seed), compressed
+/// without any h x n or h x h matrix (model/structured_init.hpp): from the sparse first
+/// gradient of the entries measurement (`train` holds y - W0_ij, PARPACK), or from the thin
+/// factors of the linear layer's (thin QR of X and a small SVD).
+StructuredInit structured_adapter_init(const IndexLayout& layout, const AdapterConfig& config);
+Chain make_implicit_adapter(const ProcessGrid& grid, const IndexLayout& layout, const AdapterConfig& config,
+                            const Observations& train, double normalization,
+                            ImplicitCompressionReport* report = nullptr);
+Chain make_implicit_adapter(const ProcessGrid& grid, const IndexLayout& layout, const AdapterConfig& config,
+                            const LinearStrategy& samples);
 
 /// Number of trained scalars: the sum of the factor sizes.
 std::int64_t trainable_parameters(const Chain& chain);

@@ -9,6 +9,7 @@
 
 #include "cdmf/data/observations.hpp"
 #include "cdmf/linalg/dist_matrix.hpp"
+#include "cdmf/model/biases.hpp"
 #include "cdmf/model/chain.hpp"
 
 namespace cdmf {
@@ -16,11 +17,16 @@ namespace cdmf {
 struct Base {
   std::optional<DistMatrix> dense;  // m x n
   std::optional<Chain> factored;    // W0 = W_K ... W_1
+  // A ratings model's mean and row/column biases (train --biases): its value at (i, j) is
+  // the chain's plus mu + b_i + c_j. Entries only: they are offsets of observed pairs, not
+  // weights a linear layer applies to its inputs (apply_base refuses them).
+  std::optional<Biases> biases;
   std::int64_t rows() const;
   std::int64_t cols() const;
 };
 
-/// Collective: W0 at every local observation of `entries`, in their order. A factored base
+/// Collective: W0 at every local observation of `entries`, in their order (with the biases
+/// when the base has them). A factored base
 /// whose inner widths are thin is never multiplied out: the rows of P = W_K ... W_2 and the
 /// columns of W_1 that the local entries touch are fetched (O((m/Pr + n/Pc) k) words) and
 /// dotted; a wide chain (a deep model) is multiplied out once.

@@ -8,6 +8,9 @@
 ///   U = W_L(0) ... W_1(0) V / eps^L           (m x 2 rhat)
 /// and the compressed chain [V^T, eps I, ..., eps I (L times), U] with lr multiplier gamma on
 /// U and V^T and 1 on the inner factors. At init its end-to-end matrix is W_{L:1}(0) V V^T.
+/// A tall problem (m > n, deep width h >= m) is compressed transposed: with Q = W_{L:1}(0) /
+/// eps^L, U = orth([U_S0, Q V_S0]) and V = Q^T U, so that U spans U_S0 (U = Q V cannot: Q Q^T
+/// has rank n < m); its end-to-end matrix at init is U U^T W_{L:1}(0).
 #include <cstdint>
 
 #include "cdmf/model/chain.hpp"
@@ -26,8 +29,13 @@ struct CompressionConfig {
 /// rhat <= min(h, n), gamma >= 0.
 Chain compress_chain(const Chain& deep, Strategy& strategy, const CompressionConfig& config);
 
-/// The orthonormal n x 2 rhat basis V of step 3 (exposed for the subspace tests).
-DistMatrix compression_basis(const Chain& deep, Strategy& strategy, std::int64_t rank,
-                             double init_scale);
+/// V (n x 2 rhat) and U (m x 2 rhat) of the compressed chain [V^T, eps I, ..., U]: when
+/// m <= n, V orthonormal and U = Q V; when m > n, U orthonormal and V = Q^T U (exposed for the
+/// subspace tests).
+struct CompressionFactors {
+  DistMatrix v, u;
+};
+CompressionFactors compression_factors(const Chain& deep, Strategy& strategy, std::int64_t rank,
+                                       double init_scale);
 
 }  // namespace cdmf

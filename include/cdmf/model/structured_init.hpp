@@ -13,8 +13,10 @@
 /// Compression (compress_implicit), with the same mathematics as compress_chain: X(0) =
 /// eps^L Q, S0 = dF/dX at X(0) (nonzero on Omega only), G = eps^(L-1) (O_L..O_2)^T S0, so
 /// V_G = the top-rhat right singular vectors V_S0 of S0 and W_1(0)^T U_G / eps = Q^T U_S0;
-/// V = orth([V_S0, Q^T U_S0]) and U = W_L...W_1 V / eps^L = Q V. The truncated SVD of S0 is
-/// sparse_truncated_svd (PARPACK); V's QR is PDGEQRF on n x 2 rhat.
+/// V = orth([V_S0, Q^T U_S0]) and U = W_L...W_1 V / eps^L = Q V when m <= n; when m > n the
+/// transposed construction U = orth([U_S0, Q V_S0]), V = Q^T U (compression_factors says why).
+/// The truncated SVD of S0 is sparse_truncated_svd (PARPACK); the QR is PDGEQRF on
+/// max(m, n) x 2 rhat.
 #include <cstdint>
 #include <vector>
 
@@ -74,6 +76,17 @@ struct ImplicitCompressionReport {
 Chain compress_implicit(const ProcessGrid& grid, const IndexLayout& layout, const Observations& train,
                         double normalization, const StructuredInit& init,
                         const CompressionConfig& config, ImplicitCompressionReport* report = nullptr);
+
+/// Collective: the same for the linear-layer measurement of an adaptation (X, n x s, and
+/// B0 = W0 X - Y, m x s, as LinearStrategy holds them): S0 = R X^T / s with R = B0 + eps^L Q X
+/// is a product of thin matrices, so its top-rhat singular vectors come from the thin QR
+/// X = Q_x R_x and the top singular vectors of M = R R_x^T (m x s; top_singular_vectors, the
+/// Gram matrix of its s-wide side): U_S0 = U_M, V_S0 = Q_x V_M. Q X is formed a panel of 64
+/// columns at a time. O((m + n) s^2) flops and O((m + n) s) words on the grid: no m x n, h x n
+/// or h x h matrix. Needs min(s, n) >= rhat (one line otherwise).
+Chain compress_implicit_samples(const ProcessGrid& grid, const IndexLayout& layout, const DistMatrix& x,
+                                const DistMatrix& b0, const StructuredInit& init,
+                                const CompressionConfig& config);
 
 /// The compressed chain [V^T, eps I (L times), U] with multipliers gamma, 1, ..., 1, gamma
 /// (shared by the explicit and the implicit paths).

@@ -20,6 +20,7 @@ struct AdaptOptions {
   std::string data, test, format = "auto";             // entries measurement
   std::string optimizer = "adam", normalization = "mn", strategy = "auto";
   std::string export_peft, target_module;
+  std::string init_structure = "auto";  // deep-compressed: dense, implicit or auto (as train's)
   std::int64_t rank = 0, width = 0;
   int depth = 3, index_base = 0, block_size = 0;
   double init_scale = 1e-3, gamma = 0.01, alpha = 0.0, lr = 0.0, weight_decay = 0.0;

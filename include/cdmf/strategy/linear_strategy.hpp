@@ -13,6 +13,7 @@
 /// are reported scaled by s / s_test (and the count to m*s), so the test loss is
 /// 1/(2 s_test) ||R_test||^2 and the test RMSE the root mean square over its m*s_test scalars.
 #include <optional>
+#include <vector>
 
 #include "cdmf/strategy/strategy.hpp"
 
@@ -30,10 +31,16 @@ class LinearStrategy : public Strategy {
   double normalization() const override { return static_cast<double>(x_.cols()); }
 
   std::int64_t samples() const { return x_.cols(); }
+  /// X (n x s) and B0 = W0 X - Y (m x s): the implicit compression reads them.
+  const DistMatrix& inputs() const { return x_; }
+  const DistMatrix& base_residual() const { return b0_; }
 
  private:
   DistMatrix x_, b0_;
   std::optional<DistMatrix> test_x_, test_b0_;
+  // Work space of evaluate, kept between calls: Z_1..Z_{K-1}, D_1..D_{K-1} (w_l x s) and R.
+  std::vector<DistMatrix> forward_, backward_;
+  std::optional<DistMatrix> residual_;
 };
 
 /// Collective: R = b0 + (W_K ... W_1) x, by thin products (exposed for predictions and tests).
