@@ -238,10 +238,9 @@ int run(int argc, char** argv) {
   std::int64_t krylov_passes = 0;
   if (krylov_steps > 0) {
     double scale = eps * eps * eps;
-    std::vector<double> s0(train.size());
-    for (size_t e = 0; e < train.size(); ++e)
-      s0[e] = (scale * init.q(train.rows[e], train.cols[e]) - train.values[e]) / normalization;
-    const DistSparseMatrix s(grid, shape.rows, shape.cols, layout.block(), train.rows, train.cols, s0);
+    const DistSparseMatrix s(grid, shape.rows, shape.cols, layout.block(), train.rows, train.cols, [&](size_t e) {
+      return (scale * init.q(train.rows[e], train.cols[e]) - train.values[e]) / normalization;
+    });
     start = now();
     const KrylovResult k = block_krylov(s, rank, krylov_steps, 7);
     krylov_seconds = elapsed(grid.comm(), start);

@@ -643,6 +643,53 @@ TEST(Distribute, EntriesHeldByOneRankAreSpreadToo) {
   }
 }
 
+TEST(Distribute, RoundsAndReleasedPagesChangeNothing) {
+  // 70 x 80 with ~60% of the entries, spread over the ranks by a hash (each rank several pages
+  // of each vector, so rounds of 97 entries release pages while later rounds still read).
+  for (const GridShape shape : test::available_shapes()) {
+    test::on_grid(shape, [&](const ProcessGrid& grid) {
+      EntryList entries;
+      entries.file = "memory";
+      for (std::int64_t k = 0; k < 70 * 80; ++k) {
+        if ((k * 7919) % 5 < 2 || (k * 31) % grid.size() != grid.rank()) continue;
+        entries.rows.push_back(k % 70);
+        entries.cols.push_back(k / 70);
+        entries.values.push_back(0.5 * static_cast<double>(k));
+        entries.lines.push_back(k + 1);
+      }
+      const IndexLayout layout(70, 80, 3, 5);
+      const Observations whole = distribute(grid, entries, layout);
+      EXPECT_EQ(whole.global_count, 70 * 80 - 70 * 80 * 2 / 5);
+      for (const std::int64_t round : {1, 97, 100000}) {
+        SCOPED_TRACE(fmt::format("rounds of {}", round));
+        EntryList copy = entries;
+        const Observations rounds = distribute(grid, std::move(copy), layout, round);
+        EXPECT_TRUE(copy.values.empty());
+        EXPECT_EQ(rounds.rows, whole.rows);
+        EXPECT_EQ(rounds.cols, whole.cols);
+        EXPECT_EQ(rounds.values, whole.values);
+      }
+      // A duplicate found across rounds still names its two lines.
+      EntryList twice = entries;
+      if (grid.rank() == grid.size() - 1) {
+        twice.rows.push_back(twice.rows.front());
+        twice.cols.push_back(twice.cols.front());
+        twice.values.push_back(1.0);
+        twice.lines.push_back(99999);
+      }
+      const std::int64_t first_line = entries.lines.empty() ? 0 : entries.lines.front();
+      std::int64_t line = grid.rank() == grid.size() - 1 ? first_line : 0;
+      MPI_Bcast(&line, 1, MPI_INT64_T, grid.size() - 1, grid.comm());
+      std::int64_t row = grid.rank() == grid.size() - 1 ? entries.rows.front() : 0;
+      std::int64_t col = grid.rank() == grid.size() - 1 ? entries.cols.front() : 0;
+      MPI_Bcast(&row, 1, MPI_INT64_T, grid.size() - 1, grid.comm());
+      MPI_Bcast(&col, 1, MPI_INT64_T, grid.size() - 1, grid.comm());
+      expect_error(grid.comm(), [&] { distribute(grid, std::move(twice), layout, 97); },
+                   {fmt::format("memory:99999: duplicate entry ({}, {}), also at line {}", row, col, line)});
+    });
+  }
+}
+
 TEST(Distribute, RejectsIndicesOutsideAnExplicitLayout) {
   const std::string dir = test::temp_dir("range");
   const std::string rows_path = dir + "/rows.tsv", cols_path = dir + "/cols.tsv";

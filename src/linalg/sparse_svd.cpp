@@ -55,11 +55,21 @@ DistSparseMatrix::DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std:
                                    const std::vector<std::int64_t>& rows,
                                    const std::vector<std::int64_t>& cols,
                                    const std::vector<double>& values)
+    : DistSparseMatrix(grid, m, n, block, rows, cols, [&](size_t e) { return values[e]; }) {
+  fail_if(values.size() != rows.size(), "sparse matrix: {} values for {} entries", values.size(), rows.size());
+}
+
+DistSparseMatrix::DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, int block,
+                                   const std::vector<std::int64_t>& rows,
+                                   const std::vector<std::int64_t>& cols,
+                                   const std::function<double(size_t)>& value)
     : grid_(&grid), row_dim_(cyclic(m, block, grid.rows(), grid.my_row())),
       col_dim_(cyclic(n, block, grid.cols(), grid.my_col())) {
   std::string message;
   bool sorted = true;
-  for (size_t e = 0; e < values.size() && message.empty(); ++e) {
+  const size_t count = rows.size();
+  if (cols.size() != count) message = fmt::format("sparse matrix: {} rows for {} columns", count, cols.size());
+  for (size_t e = 0; e < count && message.empty(); ++e) {
     if (rows[e] < 0 || rows[e] >= m || cols[e] < 0 || cols[e] >= n ||
         row_dim_.owner(rows[e]) != grid.my_row() || col_dim_.owner(cols[e]) != grid.my_col())
       message = fmt::format("sparse matrix: entry ({}, {}) is not this rank's", rows[e], cols[e]);
@@ -70,20 +80,20 @@ DistSparseMatrix::DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std:
   // Observations arrive sorted by (row, column); other callers' entries are sorted here.
   std::vector<size_t> order;
   if (!sorted) {
-    order.resize(values.size());
+    order.resize(count);
     std::iota(order.begin(), order.end(), size_t{0});
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
       return rows[a] != rows[b] ? rows[a] < rows[b] : cols[a] < cols[b];
     });
   }
   row_start_.assign(static_cast<size_t>(row_dim_.count()) + 1, 0);
-  col_.resize(values.size());
-  value_.resize(values.size());
-  for (size_t k = 0; k < values.size(); ++k) {
+  col_.resize(count);
+  value_.resize(count);
+  for (size_t k = 0; k < count; ++k) {
     const size_t e = sorted ? k : order[k];
     ++row_start_[static_cast<size_t>(row_dim_.local(rows[e])) + 1];
     col_[k] = static_cast<std::int32_t>(col_dim_.local(cols[e]));
-    value_[k] = values[e];
+    value_[k] = value(e);
   }
   for (size_t r = 1; r < row_start_.size(); ++r) row_start_[r] += row_start_[r - 1];
 }
@@ -382,6 +392,7 @@ SparseSvd sparse_truncated_svd(const DistSparseMatrix& a, std::int64_t count,
   } else if (worst > kMaxResidual) {
     result.warning = fmt::format("the largest residual is {:.1e} s_1 (above {:.0e})", worst, kMaxResidual);
   }
+  progress.update(static_cast<double>(result.passes));  // the closing line counts every sweep
   return result;
 }
 

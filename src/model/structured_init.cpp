@@ -201,14 +201,12 @@ Chain compress_implicit(const ProcessGrid& grid, const IndexLayout& layout, cons
   validate_implicit(grid, layout, init, config);
   // S0 on Omega: (eps^L Q_ij - (Phi_ij - offset_ij)) / N.
   const double scale = chain_scale(init, config.init_scale);
-  std::vector<double> s0(train.size());
-  for (size_t e = 0; e < train.size(); ++e)
-    s0[e] = (scale * init.q(train.rows[e], train.cols[e]) - train.target(e)) / normalization;
   const auto start = std::chrono::steady_clock::now();
   SparseSvd top;
   {
-    const DistSparseMatrix s(grid, m, n, layout.block(), train.rows, train.cols, s0);
-    std::vector<double>().swap(s0);
+    const DistSparseMatrix s(grid, m, n, layout.block(), train.rows, train.cols, [&](size_t e) {
+      return (scale * init.q(train.rows[e], train.cols[e]) - train.target(e)) / normalization;
+    });
     top = sparse_truncated_svd(s, rank, {1e-14, 1000, layout.seed(), true});
   }
   const double svd_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -46,8 +46,13 @@ struct Observations {
 /// ranks (every rank throws the same Error).
 Observations distribute(const ProcessGrid& grid, const EntryList& entries,
                         const IndexLayout& layout);
-/// The same, consuming `entries`: their memory is released as soon as they are packed for the
-/// exchange, before the buffers of the exchange and the result are allocated.
-Observations distribute(const ProcessGrid& grid, EntryList&& entries, const IndexLayout& layout);
+/// Entries a rank sends per round of the exchange (24 bytes each).
+inline constexpr std::int64_t kDistributeRoundEntries = std::int64_t{1} << 22;
+
+/// The same, consuming `entries`: the exchange runs in rounds of `round_entries` entries taken
+/// from the end of the list, and the pages of each round's entries go back to the system as
+/// soon as they are packed, so the list and the received entries are never both whole.
+Observations distribute(const ProcessGrid& grid, EntryList&& entries, const IndexLayout& layout,
+                        std::int64_t round_entries = kDistributeRoundEntries);
 
 }  // namespace cdmf
