@@ -2,7 +2,7 @@
 """Few-shot teacher-student problems for `cdmf adapt` (docs/adaptation.md).
 
 A frozen base W0 (m x n, Gaussian / sqrt(n)), a true update DeltaW* of rank `--update-rank`
-(Gaussian factors, scaled so its singular values are of order 1), inputs x ~ N(0, I_n) and
+(Gaussian factors, by default scaled so its singular values are of order 1), inputs x ~ N(0, I_n) and
 targets y = (W0 + DeltaW*) x + noise * N(0, I_m). Writes into DIR:
   base.h5                 /W (m x n)
   update.h5               /W (m x n): DeltaW*, for the relative error of a learned update
@@ -25,6 +25,12 @@ def main():
     p.add_argument("--cols", type=int, default=64)
     p.add_argument("--update-rank", type=int, default=4)
     p.add_argument("--noise", type=float, default=0.1)
+    # Readings of the issue's "true update of rank 4, noise 0.1" (docs/adaptation.md, "Levels"):
+    # mn: DeltaW* = U V / sqrt(m n), singular values of order 1 (the study's setting);
+    # n: U V / sqrt(n), entries of the scale of W0's times sqrt(rank).
+    p.add_argument("--update-scale", choices=["mn", "n"], default="mn")
+    # entry: noise * N(0, 1) on every target entry; sample: a noise vector of norm ~ noise per sample.
+    p.add_argument("--noise-per", choices=["entry", "sample"], default="entry")
     p.add_argument("--samples", type=int, nargs="+", default=[16, 32, 64, 128, 256, 1024])
     p.add_argument("--test-samples", type=int, default=1024)
     p.add_argument("--seed", type=int, default=0)
@@ -33,7 +39,8 @@ def main():
     rng = np.random.default_rng(a.seed)
     m, n, k = a.rows, a.cols, a.update_rank
     w0 = rng.standard_normal((m, n)) / np.sqrt(n)
-    update = rng.standard_normal((m, k)) @ rng.standard_normal((k, n)) / np.sqrt(m * n)
+    update = rng.standard_normal((m, k)) @ rng.standard_normal((k, n))
+    update /= np.sqrt(m * n) if a.update_scale == "mn" else np.sqrt(n)
     os.makedirs(a.out, exist_ok=True)
     with h5py.File(os.path.join(a.out, "base.h5"), "w") as f:
         f["/W"] = w0
@@ -42,7 +49,8 @@ def main():
     teacher = w0 + update
     s_max = max(a.samples)
     x = rng.standard_normal((s_max, n))
-    y = x @ teacher.T + a.noise * rng.standard_normal((s_max, m))
+    noise = a.noise if a.noise_per == "entry" else a.noise / np.sqrt(m)
+    y = x @ teacher.T + noise * rng.standard_normal((s_max, m))
     for s in a.samples:
         with h5py.File(os.path.join(a.out, f"train_s{s}.h5"), "w") as f:
             f["/inputs"] = x[:s]
