@@ -140,8 +140,9 @@ Observations distribute_entries(const ProcessGrid& grid, const EntryList& entrie
   // The exchange runs in rounds of at most `round_entries` entries a rank, taken from the end of
   // the list. When the list is consumed, the pages of what each round packed go back to the
   // system at once, so the parsed list (32 bytes an entry) and the received records (24) are
-  // never both whole in memory: at 1e8 entries on 2 ranks the peak fell from 57 to ~40 bytes an
-  // entry. Records are written before they are read: no zero-filling.
+  // never both whole in memory: at 1e8 entries on 2 ranks the peak fell from 56.7 to 49.2 bytes
+  // an entry (43.9 at the margin, docs/scale.md). Records are written before they are read: no
+  // zero-filling.
   std::unique_ptr<Record[]> incoming(new Record[static_cast<size_t>(incoming_total)]);
   const std::int64_t my_rounds = (static_cast<std::int64_t>(n) + round_entries - 1) / round_entries;
   std::int64_t rounds = 0;
