@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "cdmf/data/layout.hpp"
@@ -72,5 +74,65 @@ inline double fused_pass_seconds(const RowGroupedEntries& grouped, std::int64_t 
     fused_pass(grouped, panels, 1e-9, y.data(), z.data());
   });
 }
+
+/// The memory floor of the fused pass on this machine: the same sweep over `grouped` touching
+/// the same bytes (each observation's column index and value, its B^T row read and its Z row
+/// read and written back) with one independent add a double (vectorized, no dependency
+/// chains), so no kernel with this data layout can take much less time. Median seconds over
+/// `iters` runs.
+inline double touch_floor_seconds(const RowGroupedEntries& grouped, std::int64_t cols, std::int64_t k,
+                                  int iters, MPI_Comm comm) {
+  constexpr std::int64_t kMaxStride = 64;
+  const std::int64_t stride = std::min(padded_stride(k), kMaxStride);
+  std::vector<double> bt(static_cast<size_t>(cols * stride), 1.0), z(bt.size(), 0.0);
+  double sink = 0.0;
+  const double seconds = median_seconds(iters, comm, [&] {
+    for (std::int64_t r = 0; r < grouped.local_rows(); ++r) {
+      double row[kMaxStride] = {};
+      for (std::int64_t e = grouped.row_start[static_cast<size_t>(r)]; e < grouped.row_start[static_cast<size_t>(r) + 1];
+           ++e) {
+        const double v = grouped.value[static_cast<size_t>(e)];
+        const size_t at = static_cast<size_t>(grouped.col[static_cast<size_t>(e)] * stride);
+        const double* b = &bt[at];
+        double* zj = &z[at];
+        for (std::int64_t c = 0; c < stride; ++c) {
+          row[c] += b[c];
+          zj[c] += v;
+        }
+      }
+      sink += row[0];
+    }
+  });
+  volatile double keep = sink + z[0];  // the sweep's results are used
+  (void)keep;
+  return seconds;
+}
+
+/// The peak resident set of one phase, summed over the ranks: `start()` resets this process's
+/// high-water mark to its current resident set (Linux: "5" to /proc/self/clear_refs), and
+/// `total(comm)` reads it back (VmHWM of /proc/self/status). getrusage's peak cannot be reset,
+/// so it only gives the whole run's.
+class PhasePeak {
+ public:
+  void start() const {
+    std::ofstream clear("/proc/self/clear_refs");
+    clear << "5";
+  }
+  double total(MPI_Comm comm) const {
+    std::ifstream status("/proc/self/status");
+    std::string key;
+    double kib = 0.0;
+    while (status >> key) {
+      if (key == "VmHWM:") {
+        status >> kib;
+        break;
+      }
+      status.ignore(1 << 20, '\n');
+    }
+    double mine = kib * 1024.0, sum = 0.0;
+    MPI_Allreduce(&mine, &sum, 1, MPI_DOUBLE, MPI_SUM, comm);
+    return sum;
+  }
+};
 
 }  // namespace cdmf::bench

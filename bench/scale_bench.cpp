@@ -16,6 +16,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "cdmf/core/error.hpp"
@@ -200,6 +202,9 @@ int run(int argc, char** argv) {
     if (me == 0) std::printf("%s\n", text.c_str()), std::fflush(stdout);
   };
 
+  const bench::PhasePeak phase_peak;
+  std::vector<std::pair<std::string, double>> peaks;  // the solver's phases, total bytes
+  phase_peak.start();
   double start = now();
   LoadedData data = read_data(MPI_COMM_WORLD, dir + "/train.h5", "", {DataFormat::kHdf5, 0});
   const FactorShape shape = truth_dimensions(MPI_COMM_WORLD, dir + "/truth.h5");
@@ -207,11 +212,15 @@ int run(int argc, char** argv) {
   const GridShape grid_shape = grid_text.empty() ? shape_for_matrix(ranks, shape.rows, shape.cols)
                                                  : parse_grid_shape(grid_text, ranks);
   ProcessGrid grid(MPI_COMM_WORLD, grid_shape);
+  peaks.emplace_back("read", phase_peak.total(MPI_COMM_WORLD));
+  phase_peak.start();
   start = now();
   const IndexLayout layout(shape.rows, shape.cols, choose_block_size(shape.rows, shape.cols, grid), 1);
   const Observations train = distribute(grid, std::move(data.train), layout);
   const double distribute_seconds = elapsed(grid.comm(), start);
   const double entries = static_cast<double>(train.global_count);
+  peaks.emplace_back("distribute", phase_peak.total(grid.comm()));
+  phase_peak.start();
   say(fmt::format("{} x {}, {} entries, {} ranks, grid {}x{}, kernel {}: read {:.2f} s, distribute {:.2f} s",
                   shape.rows, shape.cols, train.global_count, ranks, grid.rows(), grid.cols(),
                   fused_pass_target_name(), read_seconds, distribute_seconds));
@@ -227,6 +236,7 @@ int run(int argc, char** argv) {
   Chain chain = compress_implicit(grid, layout, train, normalization, init, {rank, gamma, eps}, &report);
   const double compress_seconds = elapsed(grid.comm(), start);
   const double worst = *std::max_element(report.svd.residuals.begin(), report.svd.residuals.end());
+  peaks.emplace_back("init + compression", phase_peak.total(grid.comm()));
   say(fmt::format("init {:.2f} s; compression {:.2f} s (PARPACK SVD {:.2f} s, {} passes, {} restarts, "
                   "s_1 {:.4e}, s_{} {:.4e}, s_{} {:.4e}, largest residual {:.1e} s_1){}",
                   init_seconds, compress_seconds, report.svd_seconds, report.svd.passes, report.svd.iterations,
@@ -267,9 +277,16 @@ int run(int argc, char** argv) {
     const double pass = bench::fused_pass_seconds(by_row, rows.count(), cols.count(), 2 * rank, 3, grid.comm());
     say(fmt::format("fused pass alone (k = {}): {:.3f} s ({:.1f} ns per observation per core)", 2 * rank, pass,
                     pass * 1e9 * ranks / entries));
+    const double floor = bench::touch_floor_seconds(by_row, cols.count(), 2 * rank, 3, grid.comm());
+    say(fmt::format("its memory floor (the same bytes touched, no arithmetic): {:.3f} s ({:.1f} ns per "
+                    "observation per core)",
+                    floor, floor * 1e9 * ranks / entries));
   }
 
-  // GD iterations of the compressed chain on the sparse strategy.
+  // GD iterations of the compressed chain on the sparse strategy. (The benchmark's own
+  // scaffolding above, the alternative SVD's matrix and the fused pass's copy of the entries,
+  // is left out of the phase peaks.)
+  phase_peak.start();
   SparseStrategy strategy(train, nullptr, std::nullopt, std::nullopt, normalization);
   Optimizer optimizer({OptimizerKind::kGd, lr}, chain);
   std::vector<DistMatrix> gradient;
@@ -284,7 +301,17 @@ int run(int argc, char** argv) {
   }
   const double per_iteration = elapsed(grid.comm(), start) / std::max(iters, 1);
   const double ns_per_observation_core = per_iteration * 1e9 * ranks / entries;
+  peaks.emplace_back("iterations", phase_peak.total(grid.comm()));
   const PeakMemory peak = peak_memory(grid.comm());
+  std::string by_phase;
+  double solver_peak = 0.0;
+  for (const auto& [phase, bytes] : peaks) {
+    by_phase += fmt::format("{}{} {:.1f}", by_phase.empty() ? "" : ", ", phase, bytes / entries);
+    solver_peak = std::max(solver_peak, bytes);
+  }
+  say(fmt::format("peak memory by phase, bytes per entry in total over the ranks: {}; the solver's path: "
+                  "{} in total ({:.1f} bytes per entry)",
+                  by_phase, byte_text(solver_peak), solver_peak / entries));
   say(fmt::format("iteration {:.3f} s ({:.1f} ns per observation per core), train loss {:.4e}; "
                   "peak memory {} per rank (largest), {} in total ({:.1f} bytes per entry)",
                   per_iteration, ns_per_observation_core, last.train_sse / (2.0 * normalization),

@@ -26,6 +26,10 @@ using Entry =
 template <typename T>
 MPI_Datatype mpi_type();
 template <>
+MPI_Datatype mpi_type<std::int32_t>() {
+  return MPI_INT32_T;
+}
+template <>
 MPI_Datatype mpi_type<std::int64_t>() {
   return MPI_INT64_T;
 }
@@ -573,6 +577,27 @@ TEST(BadInput, EveryRankThrowsTheSameErrorNamingFileAndLine) {
                {dir + "/nan.tsv:390: value nan is not finite"});
 }
 
+// Checks a distribution against `expected` (original row, column, value; sorted): the global
+// count, every observation on its owner, each rank's observations strictly ordered by (row,
+// column), and, back in original indices, the union over the grid equal to `expected`.
+void expect_distributed(const ProcessGrid& grid, const IndexLayout& layout, const Observations& observations,
+                        const std::vector<std::tuple<std::int64_t, std::int64_t, double>>& expected) {
+  EXPECT_EQ(observations.global_count, static_cast<std::int64_t>(expected.size()));
+  for (size_t k = 0; k < observations.size(); ++k) {
+    EXPECT_EQ(layout.owner(grid, observations.rows[k], observations.cols[k]), grid.rank());
+    if (k > 0)
+      EXPECT_LT(std::tie(observations.rows[k - 1], observations.cols[k - 1]),
+                std::tie(observations.rows[k], observations.cols[k]));
+  }
+  const auto rows = all_of(grid.comm(), observations.rows), cols = all_of(grid.comm(), observations.cols);
+  const auto values = all_of(grid.comm(), observations.values);
+  std::vector<std::tuple<std::int64_t, std::int64_t, double>> found;
+  for (size_t k = 0; k < values.size(); ++k)
+    found.emplace_back(layout.original_row(rows[k]), layout.original_col(cols[k]), values[k]);
+  std::sort(found.begin(), found.end());
+  EXPECT_EQ(found, expected);
+}
+
 TEST(Distribute, EveryEntryReachesItsOwnerOnEveryGrid) {
   const std::string dir = test::temp_dir("distribute");
   const std::string path = dir + "/train.tsv";
@@ -596,23 +621,8 @@ TEST(Distribute, EveryEntryReachesItsOwnerOnEveryGrid) {
         ASSERT_EQ(loaded.cols, n);
         const IndexLayout layout(m, n, 4, 11, permute);
         const Observations observations = distribute(grid, loaded.train, layout);
-        EXPECT_EQ(observations.global_count, static_cast<std::int64_t>(expected.size()));
-        for (size_t k = 0; k < observations.size(); ++k) {
-          EXPECT_EQ(layout.owner(grid, observations.rows[k], observations.cols[k]), grid.rank());
-          if (k > 0)
-            EXPECT_LT(std::tie(observations.rows[k - 1], observations.cols[k - 1]),
-                      std::tie(observations.rows[k], observations.cols[k]));
-        }
+        expect_distributed(grid, layout, observations, expected);
         if (grid.size() > 1) EXPECT_GT(observations.size(), 0u);
-        // Back in original indices, the union over the grid is the file.
-        const auto rows = all_of(grid.comm(), observations.rows),
-                   cols = all_of(grid.comm(), observations.cols);
-        const auto values = all_of(grid.comm(), observations.values);
-        std::vector<std::tuple<std::int64_t, std::int64_t, double>> found;
-        for (size_t k = 0; k < values.size(); ++k)
-          found.emplace_back(layout.original_row(rows[k]), layout.original_col(cols[k]), values[k]);
-        std::sort(found.begin(), found.end());
-        EXPECT_EQ(found, expected);
       });
     }
   }
@@ -686,6 +696,57 @@ TEST(Distribute, RoundsAndReleasedPagesChangeNothing) {
       MPI_Bcast(&col, 1, MPI_INT64_T, grid.size() - 1, grid.comm());
       expect_error(grid.comm(), [&] { distribute(grid, std::move(twice), layout, 97); },
                    {fmt::format("memory:99999: duplicate entry ({}, {}), also at line {}", row, col, line)});
+    });
+  }
+}
+
+TEST(Distribute, RanksWithMoreThan1024LocalRowsSortInRanges) {
+  // 5,003 x 7, entries listed in a scrambled order: each rank holds over 1,024 local rows, so
+  // the in-place grouping sorts ranges of several rows (observations.cpp), and a range's rows
+  // must still come out ordered by row and then column.
+  const std::int64_t m = 5003, n = 7;
+  for (const GridShape shape : test::available_shapes()) {
+    test::on_grid(shape, [&](const ProcessGrid& grid) {
+      SCOPED_TRACE(fmt::format("grid {}x{}", shape.rows, shape.cols));
+      EntryList entries;
+      entries.file = "memory";
+      std::vector<std::tuple<std::int64_t, std::int64_t, double>> expected;
+      for (std::int64_t t = 0; t < m * n; ++t) {
+        const std::int64_t k = (t * 7919) % (m * n);  // 7919 is prime to m n: a permutation
+        if (k % 3 == 0) continue;
+        const double value = 0.25 * static_cast<double>(k);
+        expected.emplace_back(k / n, k % n, value);
+        if (t % grid.size() != grid.rank()) continue;
+        entries.rows.push_back(k / n);
+        entries.cols.push_back(k % n);
+        entries.values.push_back(value);
+        entries.lines.push_back(t + 1);
+      }
+      std::sort(expected.begin(), expected.end());
+      const IndexLayout layout(m, n, 2, 13);
+      EntryList copy = entries;
+      const Observations observations = distribute(grid, std::move(copy), layout, 1000);
+      expect_distributed(grid, layout, observations, expected);
+      // A repeat of the last-listed entry, listed again on another rank, is found.
+      EntryList twice = entries;
+      const auto [row, col, value] = expected.back();
+      if (grid.rank() == 0) {
+        twice.rows.push_back(row);
+        twice.cols.push_back(col);
+        twice.values.push_back(value);
+        twice.lines.push_back(m * n + 1);
+      }
+      if (grid.size() == 1 || grid.rank() == 1) {
+        twice.rows.push_back(row);
+        twice.cols.push_back(col);
+        twice.values.push_back(value);
+        twice.lines.push_back(m * n + 2);
+      }
+      std::int64_t listed = 0;  // the line of its first listing
+      for (std::int64_t t = 0; t < m * n && listed == 0; ++t)
+        if ((t * 7919) % (m * n) == row * n + col) listed = t + 1;
+      expect_error(grid.comm(), [&] { distribute(grid, std::move(twice), layout, 1000); },
+                   {fmt::format("memory:{}: duplicate entry ({}, {}), also at line {}", m * n + 1, row, col, listed)});
     });
   }
 }

@@ -144,7 +144,8 @@ TEST(SparseSvd, UndeterminedSubspaceWarns) {
 
 TEST(SparseSvd, RejectsImpossibleCounts) {
   test::on_world_grid([](const ProcessGrid& grid) {
-    const DistSparseMatrix empty(grid, 6, 5, 2, {}, {}, std::vector<double>{});
+    const DistSparseMatrix empty(grid, 6, 5, 2, std::vector<std::int64_t>{}, std::vector<std::int64_t>{},
+                                 std::vector<double>{});
     test::expect_error(grid.comm(), "truncated SVD", "need 1 <= count < 5", [&] { sparse_truncated_svd(empty, 5); });
     test::expect_error(grid.comm(), "truncated SVD", "need 1 <= count", [&] { sparse_truncated_svd(empty, 0); });
   });

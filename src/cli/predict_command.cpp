@@ -58,8 +58,8 @@ void predict_adapted(const ProcessGrid& grid, const PredictOptions& o) {
               o.adapter);
   });
   Observations requested;
-  requested.rows = pairs.rows;
-  requested.cols = pairs.cols;
+  requested.rows.assign(pairs.rows.begin(), pairs.rows.end());  // checked in range above
+  requested.cols.assign(pairs.cols.begin(), pairs.cols.end());
   requested.values.assign(pairs.size(), 0.0);  // its size is the number of entries
   pairs.values = base_values(update, requested);
   const std::vector<double> w0 = base_values(base, requested);

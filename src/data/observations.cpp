@@ -69,34 +69,51 @@ std::vector<int> displacements(const std::vector<int>& counts) {
   return offsets;
 }
 
-// A received record in its local row: key = local column << 32 | position among the records
-// (so sorting keys orders a row by column and keeps equal entries in arrival order), value.
-struct RowEntry {
-  std::uint64_t key;
-  double value;
-};
-
-// The records of this rank grouped by local row, each row sorted by column: one histogram
-// pass and one scatter pass read the records in order, and each row is then sorted in cache.
-// (An indirect sort of all records read a random record per step: 65 s at 5e7 records a rank.)
-std::unique_ptr<RowEntry[]> group_by_local_row(const Record* records, size_t n,
-                                               const CyclicDim& rows, const CyclicDim& cols,
-                                               std::vector<std::int64_t>& row_start) {
-  row_start.assign(static_cast<size_t>(rows.count()) + 1, 0);
-  for (size_t k = 0; k < n; ++k) ++row_start[static_cast<size_t>(rows.local(records[k].row)) + 1];
-  for (size_t r = 1; r < row_start.size(); ++r) row_start[r] += row_start[r - 1];
-  std::unique_ptr<RowEntry[]> grouped(new RowEntry[n]);
-  std::vector<std::int64_t> next(row_start.begin(), row_start.end() - 1);
-  for (size_t k = 0; k < n; ++k) {
-    const Record& record = records[k];
-    const auto column = static_cast<std::uint64_t>(cols.local(record.col));
-    grouped[static_cast<size_t>(next[static_cast<size_t>(rows.local(record.row))]++)] = {
-        column << 32 | static_cast<std::uint64_t>(k), record.value};
+// Returns the whole pages from `*released` up to `end` to the system (their contents are never
+// read again; the array itself is freed whole later) and advances `*released` past them.
+void release_pages_up_to(std::uintptr_t* released, const void* end) {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const std::uintptr_t first = (*released + page - 1) / page * page;
+  const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(end) / page * page;
+  if (last > first) {
+    ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    *released = last;
   }
-  for (size_t r = 0; r + 1 < row_start.size(); ++r)
-    std::sort(grouped.get() + row_start[r], grouped.get() + row_start[r + 1],
-              [](const RowEntry& a, const RowEntry& b) { return a.key < b.key; });
-  return grouped;
+}
+
+// Sorts this rank's records by (row, column) in place, in two levels: an in-place radix
+// partition into at most 1,024 ranges of local rows (each record moved once to its range's next
+// free slot; with so few ranges those slots stay in cache, so the moves run at memory speed),
+// then a sort of each range in cache (~50,000 records at 1e8 entries on 2 ranks). In place, so
+// that the records (24 bytes an entry) are the only per-entry array at this point: a scatter
+// into a second array (16 bytes an entry) made this the peak of the whole run (40.8 bytes an
+// entry at 1e8 on 2 ranks, docs/scale.md), and a one-level in-place partition into every local
+// row (240,000) took 4x as long as that scatter, a cache miss per move.
+void sort_by_row_and_column(Record* records, size_t n, const CyclicDim& rows) {
+  const auto local_rows = static_cast<size_t>(std::max<std::int64_t>(rows.count(), 1));
+  const size_t ranges = std::min<size_t>(1024, local_rows);
+  const size_t rows_per_range = (local_rows + ranges - 1) / ranges;
+  const auto range_of = [&](const Record& record) {
+    return static_cast<size_t>(rows.local(record.row)) / rows_per_range;
+  };
+  std::vector<size_t> start(ranges + 1, 0);
+  for (size_t k = 0; k < n; ++k) ++start[range_of(records[k]) + 1];
+  for (size_t r = 1; r <= ranges; ++r) start[r] += start[r - 1];
+  std::vector<size_t> next(start.begin(), start.end() - 1);
+  for (size_t r = 0; r < ranges; ++r) {
+    while (next[r] < start[r + 1]) {
+      Record moving = records[next[r]];
+      // Carry `moving` to its range's next free slot, taking the record found there, until one
+      // belongs to range r.
+      for (size_t target = range_of(moving); target != r; target = range_of(moving))
+        std::swap(moving, records[next[target]++]);
+      records[next[r]++] = moving;
+    }
+  }
+  for (size_t r = 0; r < ranges; ++r)
+    std::sort(records + start[r], records + start[r + 1], [](const Record& a, const Record& b) {
+      return a.row != b.row ? a.row < b.row : a.col < b.col;
+    });
 }
 
 // distribute(); `consumed`, when given, is `entries` itself, emptied once its entries are
@@ -140,9 +157,8 @@ Observations distribute_entries(const ProcessGrid& grid, const EntryList& entrie
   // The exchange runs in rounds of at most `round_entries` entries a rank, taken from the end of
   // the list. When the list is consumed, the pages of what each round packed go back to the
   // system at once, so the parsed list (32 bytes an entry) and the received records (24) are
-  // never both whole in memory: at 1e8 entries on 2 ranks the peak fell from 56.7 to 49.2 bytes
-  // an entry (43.9 at the margin, docs/scale.md). Records are written before they are read: no
-  // zero-filling.
+  // never both whole in memory (docs/scale.md, memory). Records are written before they are
+  // read: no zero-filling.
   std::unique_ptr<Record[]> incoming(new Record[static_cast<size_t>(incoming_total)]);
   const std::int64_t my_rounds = (static_cast<std::int64_t>(n) + round_entries - 1) / round_entries;
   std::int64_t rounds = 0;
@@ -184,47 +200,41 @@ Observations distribute_entries(const ProcessGrid& grid, const EntryList& entrie
 
   const size_t count = static_cast<size_t>(incoming_total);
   const CyclicDim row_dim{layout.rows(), layout.block(), grid.rows(), grid.my_row()};
-  const CyclicDim col_dim{layout.cols(), layout.block(), grid.cols(), grid.my_col()};
-  std::vector<std::int64_t> row_start;
-  std::unique_ptr<RowEntry[]> grouped =
-      group_by_local_row(incoming.get(), count, row_dim, col_dim, row_start);
-  const auto column_of = [&](size_t e) { return static_cast<std::int64_t>(grouped[e].key >> 32); };
-  const auto line_of = [&](size_t e) { return incoming[grouped[e].key & 0xffffffffu].line; };
+  sort_by_row_and_column(incoming.get(), count, row_dim);
   run_agreed(comm, [&] {
-    for (size_t r = 0; r + 1 < row_start.size(); ++r) {
-      const auto end = static_cast<size_t>(row_start[r + 1]);
-      for (auto k = static_cast<size_t>(row_start[r]) + 1; k < end; ++k) {
-        if (column_of(k - 1) != column_of(k)) continue;
-        // The two earliest lines of the first repeated entry, as a sort by line would pair them.
-        std::int64_t first = INT64_MAX, second = INT64_MAX;
-        for (size_t d = k - 1; d < end && column_of(d) == column_of(k); ++d) {
-          const std::int64_t line = line_of(d);
-          if (line < first) {
-            second = first;
-            first = line;
-          } else if (line < second) {
-            second = line;
-          }
+    for (size_t k = 1; k < count; ++k) {
+      if (incoming[k - 1].row != incoming[k].row || incoming[k - 1].col != incoming[k].col) continue;
+      // The two earliest lines of the first repeated entry, as a sort by line would pair them.
+      std::int64_t first = INT64_MAX, second = INT64_MAX;
+      for (size_t d = k - 1; d < count && incoming[d].row == incoming[k].row && incoming[d].col == incoming[k].col;
+           ++d) {
+        const std::int64_t line = incoming[d].line;
+        if (line < first) {
+          second = first;
+          first = line;
+        } else if (line < second) {
+          second = line;
         }
-        const std::int64_t row = row_dim.global(static_cast<std::int64_t>(r));
-        fail("{}: duplicate entry ({}, {}), also at line {}", where(file, second),
-             layout.original_row(row), layout.original_col(col_dim.global(column_of(k))), first);
       }
+      fail("{}: duplicate entry ({}, {}), also at line {}", where(file, second),
+           layout.original_row(incoming[k].row), layout.original_col(incoming[k].col), first);
     }
   });
-  incoming.reset();  // the lines were only for the messages above
+  // The observations (16 bytes an entry) are filled from the records in order, and the records'
+  // pages go back to the system behind the fill, so the two are never both whole.
   Observations observations;
   observations.rows.reserve(count);
   observations.cols.reserve(count);
   observations.values.reserve(count);
-  for (size_t r = 0; r + 1 < row_start.size(); ++r) {
-    const std::int64_t row = row_dim.global(static_cast<std::int64_t>(r));
-    for (auto e = static_cast<size_t>(row_start[r]); e < static_cast<size_t>(row_start[r + 1]); ++e) {
-      observations.rows.push_back(row);
-      observations.cols.push_back(col_dim.global(column_of(e)));
-      observations.values.push_back(grouped[e].value);
-    }
+  constexpr size_t kReleaseEvery = size_t{1} << 18;
+  auto released = reinterpret_cast<std::uintptr_t>(incoming.get());
+  for (size_t k = 0; k < count; ++k) {
+    observations.rows.push_back(incoming[k].row);
+    observations.cols.push_back(incoming[k].col);
+    observations.values.push_back(incoming[k].value);
+    if ((k + 1) % kReleaseEvery == 0) release_pages_up_to(&released, incoming.get() + k + 1);
   }
+  incoming.reset();
   const std::int64_t local = static_cast<std::int64_t>(count);
   check_mpi(MPI_Allreduce(&local, &observations.global_count, 1, MPI_INT64_T, MPI_SUM, comm),
             "MPI_Allreduce");

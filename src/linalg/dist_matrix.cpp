@@ -149,8 +149,9 @@ double DistMatrix::squared_norm() const {
   return total;
 }
 
-std::vector<double> sample_entries(const DistMatrix& a, const std::vector<std::int64_t>& rows,
-                                   const std::vector<std::int64_t>& cols) {
+template <typename Index>
+std::vector<double> sample_entries(const DistMatrix& a, const std::vector<Index>& rows,
+                                   const std::vector<Index>& cols) {
   const ProcessGrid& g = a.grid();
   const int size = g.size();
   std::vector<int> send_counts(size, 0), recv_counts(size), send_offsets(size), recv_offsets(size);
@@ -197,6 +198,10 @@ std::vector<double> sample_entries(const DistMatrix& a, const std::vector<std::i
   for (size_t e = 0; e < rows.size(); ++e) values[e] = returned[slot[e]];
   return values;
 }
+template std::vector<double> sample_entries(const DistMatrix&, const std::vector<std::int32_t>&,
+                                            const std::vector<std::int32_t>&);
+template std::vector<double> sample_entries(const DistMatrix&, const std::vector<std::int64_t>&,
+                                            const std::vector<std::int64_t>&);
 
 void gemm(char trans_a, char trans_b, double alpha, const DistMatrix& a, const DistMatrix& b,
           double beta, DistMatrix& c) {

@@ -51,17 +51,17 @@ void sum_over(MPI_Comm comm, double* data, std::int64_t count) {
 }
 }  // namespace
 
+template <typename Index>
 DistSparseMatrix::DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, int block,
-                                   const std::vector<std::int64_t>& rows,
-                                   const std::vector<std::int64_t>& cols,
+                                   const std::vector<Index>& rows, const std::vector<Index>& cols,
                                    const std::vector<double>& values)
     : DistSparseMatrix(grid, m, n, block, rows, cols, [&](size_t e) { return values[e]; }) {
   fail_if(values.size() != rows.size(), "sparse matrix: {} values for {} entries", values.size(), rows.size());
 }
 
+template <typename Index>
 DistSparseMatrix::DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, int block,
-                                   const std::vector<std::int64_t>& rows,
-                                   const std::vector<std::int64_t>& cols,
+                                   const std::vector<Index>& rows, const std::vector<Index>& cols,
                                    const std::function<double(size_t)>& value)
     : grid_(&grid), row_dim_(cyclic(m, block, grid.rows(), grid.my_row())),
       col_dim_(cyclic(n, block, grid.cols(), grid.my_col())) {
@@ -97,6 +97,19 @@ DistSparseMatrix::DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std:
   }
   for (size_t r = 1; r < row_start_.size(); ++r) row_start_[r] += row_start_[r - 1];
 }
+
+template DistSparseMatrix::DistSparseMatrix(const ProcessGrid&, std::int64_t, std::int64_t, int,
+                                            const std::vector<std::int32_t>&, const std::vector<std::int32_t>&,
+                                            const std::vector<double>&);
+template DistSparseMatrix::DistSparseMatrix(const ProcessGrid&, std::int64_t, std::int64_t, int,
+                                            const std::vector<std::int64_t>&, const std::vector<std::int64_t>&,
+                                            const std::vector<double>&);
+template DistSparseMatrix::DistSparseMatrix(const ProcessGrid&, std::int64_t, std::int64_t, int,
+                                            const std::vector<std::int32_t>&, const std::vector<std::int32_t>&,
+                                            const std::function<double(size_t)>&);
+template DistSparseMatrix::DistSparseMatrix(const ProcessGrid&, std::int64_t, std::int64_t, int,
+                                            const std::vector<std::int64_t>&, const std::vector<std::int64_t>&,
+                                            const std::function<double(size_t)>&);
 
 double DistSparseMatrix::local_squared_norm() const {
   double sum = 0.0;

@@ -13,7 +13,9 @@ std::int64_t Base::cols() const { return dense ? dense->cols() : factored->cols(
 namespace {
 
 /// Positions of the distinct values of `indices`, sorted: the rows (or columns) to fetch.
-std::vector<std::int64_t> distinct(std::vector<std::int64_t> indices) {
+template <typename Index>
+std::vector<std::int64_t> distinct(const std::vector<Index>& of) {
+  std::vector<std::int64_t> indices(of.begin(), of.end());
   std::sort(indices.begin(), indices.end());
   indices.erase(std::unique(indices.begin(), indices.end()), indices.end());
   return indices;

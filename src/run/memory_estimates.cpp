@@ -20,10 +20,11 @@ MemoryPlan plan_train_memory(const std::string& what, const TrainFootprint& f,
                              const ProcessGrid& grid) {
   MemoryPlan plan(what);
   const double m = static_cast<double>(f.rows), n = static_cast<double>(f.cols);
-  // Entries at the load: parsed triplets with their source lines, the exchange's send and
-  // receive buffers and the sorted store (about 64 bytes an entry at the peak, measured on
-  // the Netflix-shaped load); skewed data can leave one rank with more.
-  plan.add("entries", 64.0 * static_cast<double>(f.entries), 0.0, 1.25);
+  // Entries at the load: parsed triplets with their source lines (32 bytes an entry) handed
+  // over in rounds to the received records (24), sorted in place, then the 16-byte
+  // observations (33-35 bytes an entry in total at the peak, fixed costs included, measured on
+  // the Netflix-shaped 1e8 load, docs/scale.md); skewed data can leave one rank with more.
+  plan.add("entries", 40.0 * static_cast<double>(f.entries), 0.0, 1.25);
   // The index layout's row and column permutations and their inverses, on every rank: what a
   // lone index of 2e9 in a small file would make 32 GB of.
   plan.add("index permutations", 0.0, 4.0 * (m + n) * kDouble);

@@ -22,10 +22,14 @@ struct EntryList {
   size_t size() const { return values.size(); }
 };
 
+/// A permuted global index of an observation: indices fit 32 bits (layout.hpp's
+/// kMaxDimension), so an observation takes 16 bytes, not 24 (docs/scale.md, memory).
+using ObservationIndex = std::int32_t;
+
 /// The entries owned by this rank, permuted indices, sorted by (row, col).
 struct Observations {
-  std::vector<std::int64_t> rows;  // permuted global row
-  std::vector<std::int64_t> cols;  // permuted global column
+  std::vector<ObservationIndex> rows;  // permuted global row
+  std::vector<ObservationIndex> cols;  // permuted global column
   std::vector<double> values;
   /// A known part of each observation's prediction, X_ij = offset + (W_K...W_1)_ij, so the
   /// chain fits values - offsets (empty: no offsets). Biases and centering (model/biases.hpp)

@@ -82,8 +82,10 @@ class DistMatrix {
 
 /// Collective: A(rows[e], cols[e]) for every requested entry of this rank, in request order
 /// (requests go to the owners and the values come back, two all-to-alls).
-std::vector<double> sample_entries(const DistMatrix& a, const std::vector<std::int64_t>& rows,
-                                   const std::vector<std::int64_t>& cols);
+/// `Index`: std::int32_t (observations) or std::int64_t.
+template <typename Index>
+std::vector<double> sample_entries(const DistMatrix& a, const std::vector<Index>& rows,
+                                   const std::vector<Index>& cols);
 
 /// Copies the rows x cols block of `src` at (src_row, src_col) into `dst` at (dst_row, dst_col)
 /// (PDGEMR2D; any alignment). Collective.

@@ -41,14 +41,17 @@ namespace cdmf {
 /// kept by local row and column. The grid must outlive the matrix.
 class DistSparseMatrix {
  public:
-  /// Entries of this rank in global indices (any order; duplicates are summed).
+  /// Entries of this rank in global indices (any order; duplicates are summed). `Index`:
+  /// std::int32_t (observations) or std::int64_t.
+  template <typename Index>
   DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, int block,
-                   const std::vector<std::int64_t>& rows, const std::vector<std::int64_t>& cols,
+                   const std::vector<Index>& rows, const std::vector<Index>& cols,
                    const std::vector<double>& values);
   /// The same with entry e's value given by `value(e)`, computed straight into the matrix
   /// (no second array of values: at 1e8 entries that is 8 bytes an entry at the peak).
+  template <typename Index>
   DistSparseMatrix(const ProcessGrid& grid, std::int64_t m, std::int64_t n, int block,
-                   const std::vector<std::int64_t>& rows, const std::vector<std::int64_t>& cols,
+                   const std::vector<Index>& rows, const std::vector<Index>& cols,
                    const std::function<double(size_t)>& value);
 
   const ProcessGrid& grid() const { return *grid_; }
