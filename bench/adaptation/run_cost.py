@@ -6,6 +6,8 @@ children's rusage) say how much of the wall time was this run's own work on a sh
 
   run_cost.py --cdmf build/cdmf --linear DIR --sizes 1000 4000 20000 --out OUT
       (DIR/cost<size>/{base.h5,samples.h5} from make_cost_problem.py)
+  run_cost.py --cdmf build/cdmf --linear DIR --sizes 4000 --adapters deep-compressed \
+      --init-structure implicit --out OUT      (one adapter, its init chosen)
   run_cost.py --cdmf build/cdmf --entries BASE.h5 DATA --out OUT
       (entries: e.g. a `cdmf train --preset ratings` base and MovieLens ratings)
 """
@@ -28,6 +30,8 @@ def run(a, label, ranks, adapter, inputs, iters):
     cmd = [a.mpirun, "-n", str(ranks), a.cdmf, "adapt", *inputs, "--adapter", adapter,
            "--rank", str(a.rank), "--lr", str(a.lr), "--iters", str(iters), "--log-every", str(iters),
            "--output", os.path.join(a.out, tag + ".h5"), "--summary", summary, "--quiet"]
+    if a.init_structure and adapter == "deep-compressed":
+        cmd += ["--init-structure", a.init_structure]
     before = cpu_seconds()
     with open(os.path.join(a.out, tag + ".log"), "w") as log:
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
@@ -54,6 +58,8 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--iters", type=int, default=40)
     p.add_argument("--iters-large", type=int, default=10, help="steps at sizes >= 10,000")
+    p.add_argument("--init-structure", choices=["auto", "dense", "implicit"],
+                   help="deep-compressed's init (default: adapt's, auto)")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     if bool(a.linear) == bool(a.entries):
