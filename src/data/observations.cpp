@@ -42,14 +42,22 @@ class RecordType {
   MPI_Datatype type_ = MPI_DATATYPE_NULL;
 };
 
-// Returns the pages of `v`'s storage beyond its first `keep` elements to the system: their
-// contents are never read again, and the vector itself is freed whole later.
+// Returns the whole pages inside [begin, end) to the system (their contents are never read
+// again; the array itself is freed whole later). Returns where the released pages end (`begin`
+// when none was whole), so that a caller releasing an array in steps continues from there.
+const void* release_pages(const void* begin, const void* end) {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const std::uintptr_t first = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) / page * page;
+  const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(end) / page * page;
+  if (last <= first) return begin;
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  return reinterpret_cast<const void*>(last);
+}
+
+// The pages of `v`'s storage beyond its first `keep` elements.
 template <typename T>
 void release_pages_from(std::vector<T>& v, size_t keep) {
-  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(v.data() + keep) + page - 1) / page * page;
-  const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(v.data() + v.size()) / page * page;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  release_pages(v.data() + keep, v.data() + v.size());
 }
 
 std::string where(const std::string& file, std::int64_t line) {
@@ -67,18 +75,6 @@ std::vector<int> displacements(const std::vector<int>& counts) {
   std::vector<int> offsets(counts.size(), 0);
   for (size_t r = 1; r < counts.size(); ++r) offsets[r] = offsets[r - 1] + counts[r - 1];
   return offsets;
-}
-
-// Returns the whole pages from `*released` up to `end` to the system (their contents are never
-// read again; the array itself is freed whole later) and advances `*released` past them.
-void release_pages_up_to(std::uintptr_t* released, const void* end) {
-  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const std::uintptr_t first = (*released + page - 1) / page * page;
-  const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(end) / page * page;
-  if (last > first) {
-    ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
-    *released = last;
-  }
 }
 
 // Sorts this rank's records by (row, column) in place, in two levels: an in-place radix
@@ -227,12 +223,12 @@ Observations distribute_entries(const ProcessGrid& grid, const EntryList& entrie
   observations.cols.reserve(count);
   observations.values.reserve(count);
   constexpr size_t kReleaseEvery = size_t{1} << 18;
-  auto released = reinterpret_cast<std::uintptr_t>(incoming.get());
+  const void* released = incoming.get();
   for (size_t k = 0; k < count; ++k) {
     observations.rows.push_back(incoming[k].row);
     observations.cols.push_back(incoming[k].col);
     observations.values.push_back(incoming[k].value);
-    if ((k + 1) % kReleaseEvery == 0) release_pages_up_to(&released, incoming.get() + k + 1);
+    if ((k + 1) % kReleaseEvery == 0) released = release_pages(released, incoming.get() + k + 1);
   }
   incoming.reset();
   const std::int64_t local = static_cast<std::int64_t>(count);

@@ -41,10 +41,7 @@ RowGroupedEntries group_by_row(const std::vector<std::int32_t>& rows,
   // Entries already in (row, column) order (observations come sorted so whenever the
   // strategy's blocks are the layout's) are copied as they are: the counting passes below read
   // a random entry per step.
-  bool sorted = true;
-  for (size_t e = 1; e < values.size() && sorted; ++e)
-    sorted = rows[e - 1] < rows[e] || (rows[e - 1] == rows[e] && cols[e - 1] <= cols[e]);
-  if (sorted) {
+  if (in_row_order(rows, cols)) {
     grouped.col = cols;
     grouped.value = values;
     return grouped;

@@ -291,10 +291,7 @@ const RowGroupedEntries& SparseStrategy::grouped(const Observations& set, RowGro
   // Observations come sorted by (row, column), which the local indices keep: the grouping is
   // then filled in one pass, with no temporaries (at 1e8 entries they were 16 bytes an entry
   // on top of the observations and the grouping).
-  bool sorted = true;
-  for (size_t e = 1; e < set.size() && sorted; ++e)
-    sorted = set.rows[e - 1] < set.rows[e] || (set.rows[e - 1] == set.rows[e] && set.cols[e - 1] <= set.cols[e]);
-  if (sorted) {
+  if (in_row_order(set.rows, set.cols)) {
     cache.row_start.assign(static_cast<size_t>(rows.count()) + 1, 0);
     cache.col.resize(set.size());
     cache.value.resize(set.size());

@@ -23,6 +23,15 @@ struct RowGroupedEntries {
   size_t size() const { return value.size(); }
 };
 
+/// Whether entries are in (row, column) order, columns non-decreasing within a row, as
+/// observations come from distribute(): their grouping by row then needs no sort.
+template <typename Index>
+bool in_row_order(const std::vector<Index>& rows, const std::vector<Index>& cols) {
+  for (size_t e = 1; e < rows.size(); ++e)
+    if (rows[e - 1] > rows[e] || (rows[e - 1] == rows[e] && cols[e - 1] > cols[e])) return false;
+  return true;
+}
+
 /// Builds the grouping from entries given by local row and column (any order); `local_rows`
 /// bounds the rows. Entries of a row keep ascending column order, so the sums are
 /// independent of the input order.
